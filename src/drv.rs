@@ -1,0 +1,115 @@
+//! Reading `.drv` files: which outputs a derivation has and where they go.
+//!
+//! Output paths come from the derivation itself, never from what `nix-store`
+//! prints, which differs between Nix versions and for multi-output
+//! derivations.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use nix_derivation::Derivation;
+
+use crate::exit::bad_input;
+
+/// The Nix store directory (`$NIX_STORE_DIR`, else `/nix/store`).
+pub fn store_dir() -> String {
+    std::env::var("NIX_STORE_DIR")
+        .ok()
+        .filter(|dir| !dir.is_empty())
+        .unwrap_or_else(|| "/nix/store".to_owned())
+}
+
+/// Checks that `path` names a `.drv` directly in the Nix store.
+pub fn check_path(path: &str) -> Result<()> {
+    let store = store_dir();
+    let base = path
+        .strip_prefix(&store)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|base| !base.is_empty() && !base.contains('/'));
+    let Some(base) = base else {
+        return Err(bad_input(format!(
+            "--drv {path:?} is not a path in the Nix store {store}; pass the target's drvPath"
+        )));
+    };
+    if !base.ends_with(".drv") {
+        return Err(bad_input(format!(
+            "--drv {path:?} is not a derivation (no .drv suffix); pass the target's drvPath, not its output path"
+        )));
+    }
+    Ok(())
+}
+
+/// A parsed derivation: its name, its outputs and the derivations it needs.
+pub struct Drv {
+    pub path: String,
+    /// Output name → store path, `None` for outputs only known after building
+    /// (floating content-addressed).
+    pub outputs: BTreeMap<String, Option<String>>,
+    pub input_drvs: Vec<String>,
+}
+
+impl Drv {
+    /// Reads and parses the `.drv` at `path`.
+    pub fn read(path: &str) -> Result<Drv> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+        Drv::parse(path, &bytes)
+    }
+
+    /// Parses the contents of the `.drv` at `path`.
+    pub fn parse(path: &str, bytes: &[u8]) -> Result<Drv> {
+        let file_name = Path::new(path).file_name().and_then(|n| n.to_str()).unwrap_or(path);
+        let name = file_name
+            .strip_suffix(".drv")
+            .and_then(|n| n.split_once('-').map(|(_, name)| name))
+            .unwrap_or(file_name);
+        let drv = Derivation::from_aterm_bytes(bytes, name)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("{path} is not a valid derivation"))?;
+        let outputs = drv
+            .outputs()
+            .iter()
+            .map(|(output, how)| {
+                let known = how.path(drv.name(), output).ok().flatten();
+                (output.clone(), known.map(|p| p.to_absolute_path()))
+            })
+            .collect();
+        let input_drvs = drv.input_derivations().keys().map(|p| p.to_absolute_path()).collect();
+        Ok(Drv { path: path.to_owned(), outputs, input_drvs })
+    }
+
+    /// The output to use: `requested` when given, else `out`, else the only one.
+    pub fn pick_output<'a>(&'a self, requested: Option<&'a str>) -> Result<&'a str> {
+        let names: Vec<&str> = self.outputs.keys().map(String::as_str).collect();
+        let picked = match requested {
+            Some(name) if self.outputs.contains_key(name) => Some(name),
+            Some(name) => {
+                return Err(bad_input(format!(
+                    "{} has no output {name:?}; its outputs are {}",
+                    self.path,
+                    names.join(", ")
+                )));
+            }
+            None if self.outputs.contains_key("out") => Some("out"),
+            None if names.len() == 1 => Some(names[0]),
+            None => None,
+        };
+        picked.ok_or_else(|| {
+            bad_input(format!(
+                "{} has several outputs ({}) and none is `out`; choose one with --output",
+                self.path,
+                names.join(", ")
+            ))
+        })
+    }
+
+    /// The store path of `output`, known before building.
+    pub fn output_path(&self, output: &str) -> Result<&str> {
+        self.outputs.get(output).and_then(|p| p.as_deref()).ok_or_else(|| {
+            bad_input(format!(
+                "output {output:?} of {} is content-addressed and has no path before it is built; treekite cannot link it",
+                self.path
+            ))
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! `treekite exec`: realise a script derivation and run it (extra steps).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::cli::ExecArgs;
+use crate::exit::bad_input;
+use crate::{gcroot, nix, source};
+
+pub fn run(args: &ExecArgs) -> Result<u8> {
+    if args.source.drvs.len() != 1 {
+        return Err(bad_input("treekite exec runs one script; pass exactly one --drv"));
+    }
+    let drv = source::resolve(&args.source)?.remove(0);
+    let output = drv.pick_output(None)?;
+    let store_path = drv.output_path(output)?;
+    // The root stays after the script ends: steps on one agent reuse it, and
+    // it lives outside the work tree, so the checkout is untouched.
+    let link = gcroot::default_dir()?.join(gcroot::default_name(&drv.path, output));
+    gcroot::place(&link, store_path)?;
+    if let Err(error) = nix::realise(&[&drv.path]) {
+        gcroot::remove(&link);
+        return Err(error);
+    }
+    let program = executable(Path::new(store_path))?;
+    let status = Command::new(&program)
+        .args(&args.args)
+        .status()
+        .with_context(|| format!("running {}", program.display()))?;
+    Ok(exit_code(status))
+}
+
+/// The file to run: the output itself, or the one file in its `bin/`.
+fn executable(output: &Path) -> Result<PathBuf> {
+    if output.is_file() {
+        return Ok(output.to_owned());
+    }
+    let bin = output.join("bin");
+    let entries: Vec<PathBuf> = std::fs::read_dir(&bin)
+        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    match entries.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(bad_input(format!(
+            "{} is neither an executable file nor a directory with a file in bin/; make the step's command a script derivation",
+            output.display()
+        ))),
+        _ => Err(bad_input(format!(
+            "{} has {} files in bin/, so treekite cannot tell which to run; make the command a derivation with one",
+            output.display(),
+            entries.len()
+        ))),
+    }
+}
+
+/// The script's status as ours; a signal becomes 128 + its number, as in a shell.
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(signal)) => 128u8.saturating_add(signal as u8),
+        _ => crate::exit::FAILED,
+    }
+}

@@ -1,0 +1,143 @@
+//! GC-root symlinks: a link to a store path that Nix's garbage collector
+//! respects, made before the build starts so that no collection can slip in
+//! between the build finishing and the link appearing.
+//!
+//! The link itself can live anywhere; Nix learns about it through an
+//! *indirect root*, a symlink under `$NIX_STATE_DIR/gcroots` pointing to the
+//! link. We make that registration ourselves (the same file `nix-store
+//! --add-root --indirect` makes), so any Nix version works and no second Nix
+//! call is needed.
+
+use std::io;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix_derivation::{HashAlgorithm, hash_bytes, nixbase32};
+
+use crate::exit::bad_input;
+
+/// Where links go when the caller names none: outside any work tree.
+pub fn default_dir() -> Result<PathBuf> {
+    if let Some(dir) = env_path("TREEKITE_GCROOTS") {
+        return Ok(dir);
+    }
+    let state = env_path("XDG_STATE_HOME")
+        .or_else(|| env_path("HOME").map(|home| home.join(".local/state")))
+        .context("neither TREEKITE_GCROOTS, XDG_STATE_HOME nor HOME is set; set TREEKITE_GCROOTS to a directory for GC roots")?;
+    Ok(state.join("treekite/gcroots"))
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// The default link name for `output` of `drv_path`: its hash and name, so
+/// one derivation always maps to one link.
+pub fn default_name(drv_path: &str, output: &str) -> String {
+    let base = drv_path.rsplit('/').next().unwrap_or(drv_path);
+    let stem = base.strip_suffix(".drv").unwrap_or(base);
+    if output == "out" { stem.to_owned() } else { format!("{stem}-{output}") }
+}
+
+/// Absolute form of a link path whose directory must already exist.
+pub fn absolute_link(link: &Path) -> Result<PathBuf> {
+    let name = link
+        .file_name()
+        .ok_or_else(|| bad_input(format!("--out-link {} does not name a file", link.display())))?;
+    let parent = match link.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = parent.canonicalize().map_err(|_| {
+        bad_input(format!(
+            "directory {} of --out-link does not exist; create it first",
+            parent.display()
+        ))
+    })?;
+    if !dir.is_dir() {
+        return Err(bad_input(format!("{} (directory of --out-link) is not a directory", dir.display())));
+    }
+    Ok(dir.join(name))
+}
+
+/// Points `link` (absolute) at `target` atomically and registers it as an
+/// indirect GC root. Concurrent calls for one link all succeed.
+pub fn place(link: &Path, target: &str) -> Result<()> {
+    replace_symlink(link, Path::new(target))
+        .with_context(|| format!("making GC-root link {}", link.display()))?;
+    register(link)
+}
+
+/// Removes a link made by [`place`] (after a failed build), with its
+/// registration.
+pub fn remove(link: &Path) {
+    let _ = std::fs::remove_file(link);
+    for dir in registration_dirs() {
+        let entry = dir.join(registration_name(link));
+        if std::fs::read_link(&entry).is_ok_and(|to| to == link) {
+            let _ = std::fs::remove_file(entry);
+        }
+    }
+}
+
+fn register(link: &Path) -> Result<()> {
+    let name = registration_name(link);
+    let mut last_error = None;
+    for dir in registration_dirs() {
+        let entry = dir.join(&name);
+        if std::fs::read_link(&entry).is_ok_and(|to| to == link) {
+            return Ok(());
+        }
+        match replace_symlink(&entry, link) {
+            Ok(()) => return Ok(()),
+            Err(e) => last_error = Some((entry, e)),
+        }
+    }
+    let (entry, error) = last_error.expect("at least one registration directory");
+    Err(error).with_context(|| {
+        format!(
+            "registering {} as a GC root at {} (is the Nix state directory writable for this user?)",
+            link.display(),
+            entry.display()
+        )
+    })
+}
+
+/// Root-owned installs let us write to `gcroots/auto` (where Nix itself
+/// puts indirect roots); daemon installs give each user `per-user/$USER`.
+fn registration_dirs() -> Vec<PathBuf> {
+    let state = env_path("NIX_STATE_DIR").unwrap_or_else(|| PathBuf::from("/nix/var/nix"));
+    let mut dirs = vec![state.join("gcroots/auto")];
+    if let Some(user) = std::env::var_os("USER").filter(|u| !u.is_empty()) {
+        dirs.push(state.join("gcroots/per-user").join(user));
+    }
+    dirs
+}
+
+/// Nix names an indirect root after the base-32 SHA-1 of the link's path.
+fn registration_name(link: &Path) -> String {
+    let hash = hash_bytes(HashAlgorithm::Sha1, link.as_os_str().as_encoded_bytes());
+    nixbase32::encode(hash.digest_as_bytes())
+}
+
+/// Makes `link` point at `target`, replacing whatever is there in one
+/// rename so readers never see it missing.
+fn replace_symlink(link: &Path, target: &Path) -> io::Result<()> {
+    let dir = link.parent().unwrap_or(Path::new("."));
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let name = link.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let temp = dir.join(format!(".{name}.treekite-{}-{}", std::process::id(), unique()));
+    symlink(target, &temp)?;
+    std::fs::rename(&temp, link).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

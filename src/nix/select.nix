@@ -1,0 +1,17 @@
+# Used by `treekite build`/`exec` when a target's .drv has been garbage-
+# collected: walk an attribute path (given as JSON data, never pasted into
+# Nix source) below `import root {}` and report what is there.
+{ root, attrPathJSON }:
+let
+  attrPath = builtins.fromJSON attrPathJSON;
+  step = found: name:
+    if found ? missing then found
+    else if builtins.isAttrs found.value && builtins.hasAttr name found.value
+    then { value = builtins.getAttr name found.value; at = found.at ++ [ name ]; }
+    else { missing = name; inherit (found) at; type = builtins.typeOf found.value; };
+  found = builtins.foldl' step { value = import root { }; at = [ ]; } attrPath;
+  isDerivation = v: builtins.isAttrs v && (v.type or null) == "derivation";
+in
+if found ? missing then { inherit (found) missing at type; }
+else if isDerivation found.value then { drvPath = found.value.drvPath; }
+else { notDerivation = builtins.typeOf found.value; }
