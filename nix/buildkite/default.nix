@@ -1,0 +1,371 @@
+# Buildkite pipelines for readTree depots, as plain data.
+#
+# Everything here is evaluation only: a pipeline is made of strings that name
+# `.drv` files, and the steps realise what they need when they run (through
+# `treekite build` and `treekite exec`). Nothing is built to make a pipeline:
+# no wrapper scripts, no chunk files, no extra-step commands.
+#
+# `treekite pipeline -A <attr>` evaluates a `mkPipeline` result and writes
+# its chunks; it also adds `depends_on` edges found in the derivation graph,
+# which the evaluator is too slow to find in large depots.
+{ depot ? null, pkgs ? null, lib ? null, ... }:
+
+let
+  inherit (builtins)
+    attrNames
+    concatLists
+    concatMap
+    concatStringsSep
+    elem
+    elemAt
+    filter
+    foldl'
+    genList
+    getAttr
+    hasAttr
+    hashString
+    head
+    isAttrs
+    isList
+    isString
+    length
+    listToAttrs
+    map
+    removeAttrs
+    replaceStrings
+    split
+    stringLength
+    substring
+    toJSON
+    unsafeDiscardStringContext
+    ;
+
+  readTree = import ../readTree { };
+
+  # Buildkite interpolates `$` in every string of an upload, so each `$`
+  # must be written `$$`. A `$` after an odd run of backslashes would be read
+  # as an escaped `\$` instead; `oddFill` goes between the run and the `$$`
+  # to keep them apart.
+  escapeDollars = oddFill: s:
+    concatStringsSep "" (map
+      (part:
+        if isString part then part
+        else
+          let run = head part;
+          in run + (if (stringLength run) / 2 * 2 != stringLength run then oddFill else "") + "$$")
+      (split "(\\\\*)\\$" s));
+
+  # For labels and other text Buildkite shows: a `\` before a `$` may come
+  # out doubled, but nothing is ever substituted.
+  uploadText = escapeDollars "\\";
+
+  # One shell word, single-quoted. Inside the quotes `''` is empty, so it
+  # can separate a backslash from a `$` without changing the word.
+  shellArg = s: escapeDollars "''" ("'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'");
+
+  # Guard for step fields whose values are user text: Buildkite refuses a
+  # skip reason over 70 characters.
+  skipReason = fallback: reason:
+    if isString reason && reason != "" && stringLength reason <= 70 then uploadText reason else fallback;
+
+  # The attribute path of a target below the depot root.
+  targetAttrPath = target:
+    target.__readTree ++ (if target ? __subtarget then [ target.__subtarget ] else [ ]);
+
+  isDerivation = x: isAttrs x && (x.type or null) == "derivation";
+
+  # builtins.groupBy arrived in Nix 2.5; the fallback is slower but works.
+  groupBy = builtins.groupBy or (f: foldl' (acc: x: let k = f x; in acc // { ${"$"}{k} = (acc.${"$"}{k} or [ ]) ++ [ x ]; }) { });
+
+  # Pairs each item with its position, for chunking and deduplication.
+  indexed = list: genList (i: { index = i; value = elemAt list i; }) (length list);
+
+  # Jobs Buildkite creates for a step: a group counts itself and its steps.
+  jobsOf = step: if isAttrs step && step ? group then 1 + length (step.steps or [ ]) else 1;
+
+  # Splits steps into chunks of at most `size` jobs each, keeping order.
+  # Chunk boundaries are found in one pass; the chunks are then sliced out,
+  # so the work is linear in the number of steps.
+  chunksOf = size: steps:
+    let
+      bounds = foldl'
+        (acc: step:
+          let
+            jobs = jobsOf step;
+            fits = acc.jobs + jobs <= size || acc.count == 0;
+            next =
+              if fits then { inherit (acc) starts; count = acc.count + 1; jobs = acc.jobs + jobs; next = acc.next + 1; }
+              else { starts = acc.starts ++ [{ start = acc.next - acc.count; inherit (acc) count; }]; count = 1; inherit jobs; next = acc.next + 1; };
+          in
+          builtins.seq next.count (builtins.seq next.jobs next))
+        { starts = [ ]; count = 0; jobs = 0; next = 0; }
+        steps;
+      all = bounds.starts ++ (if bounds.count > 0 then [{ start = bounds.next - bounds.count; inherit (bounds) count; }] else [ ]);
+    in
+    map (c: genList (i: elemAt steps (c.start + i)) c.count) all;
+in
+rec {
+  # The step key for a derivation: its hash, which is unique per derivation
+  # and safe in keys (at most 100 characters, no odd characters).
+  #
+  # Type: (Derivation | String) -> String
+  keyForDrv = drvOrPath:
+    let
+      drvPath =
+        if isDerivation drvOrPath then drvOrPath.drvPath
+        else if isString drvOrPath then drvOrPath
+        else throw "keyForDrv: expected a derivation or a .drv path, got a ${builtins.typeOf drvOrPath}";
+    in
+    "drv-" + substring 0 32 (baseNameOf (unsafeDiscardStringContext drvPath));
+
+  # The command a step runs to build a target: `treekite build`, which
+  # realises the `.drv` (or re-evaluates `attrPath` if it was collected) and
+  # prints its store path. The result is ready for a pipeline upload.
+  #
+  # Type: { attrPath :: [String], drvPath :: String, outLink :: String?, treekite :: String? } -> String
+  mkBuildCommand = { attrPath, drvPath, outLink ? null, treekite ? "treekite" }:
+    concatStringsSep " " ([
+      (uploadText treekite)
+      "build"
+      "--drv"
+      (shellArg (unsafeDiscardStringContext drvPath))
+    ]
+    ++ (if attrPath == null then [ ] else [ "--attr-path" (shellArg (toJSON attrPath)) ])
+    ++ (if outLink == null then [ ] else [ "--out-link" (shellArg outLink) ]));
+
+  # The label → { drvPath, attrPath } map of a build's targets. A later build
+  # passes it as `parentTargetMap` to skip targets that did not change.
+  #
+  # Type: [Target] -> AttrSet
+  mkDrvmap = drvTargets: listToAttrs (map
+    (target: {
+      name = readTree.mkLabel target;
+      value = {
+        drvPath = unsafeDiscardStringContext target.drvPath;
+        attrPath = targetAttrPath target;
+      };
+    })
+    (filter (t: !(skippedByMeta t)) drvTargets));
+
+  # True when a target's own metadata says not to build it; its `drvPath`
+  # is then never evaluated (a broken package may throw on it).
+  #
+  # Type: Target -> Bool
+  skippedByMeta = target:
+    (target.meta.broken or false) == true
+    || (let s = target.meta.ci.skip or false; in s == true || (isString s && s != ""));
+
+  # The pipeline for `drvTargets` as data: steps split into chunks per phase,
+  # the drvmap, and what `treekite pipeline` needs to add dependencies.
+  #
+  # Type: AttrSet -> { type, phases, chunks, drvmap, targets, … }
+  mkPipeline =
+    {
+      # Branch whose builds are the baseline (kept for TVL compatibility;
+      # skipping is driven by `parentTargetMap`).
+      headBranch
+    , # Targets as gathered by readTree.gather.
+      drvTargets
+    , # drvmap of an earlier build: targets whose drvPath is unchanged skip.
+      parentTargetMap ? { }
+    , # Plain steps for the build phase, after the targets.
+      additionalSteps ? [ ]
+    , # Plain steps for the release phase.
+      postBuildSteps ? [ ]
+    , # Every phase an extra step may name, in upload order.
+      phases ? [ "build" "release" ]
+    , # The phases to generate now.
+      activePhases ? phases
+    , cancelOnBuildFailing ? false
+    , # Merged into every generated step.
+      defaultStepOverrides ? { }
+    , # How generated steps call treekite: a command or an absolute path.
+      treekite ? "treekite"
+    , # Let `treekite pipeline` add `depends_on` edges between targets.
+      dependencies ? true
+    , # Buildkite's jobs-per-build limit; above it targets are batched.
+      maxJobsPerBuild ? 4000
+    , # Most jobs per uploaded chunk.
+      chunkSize ? 192
+    }:
+    let
+      enabledPhases = filter (p: elem p activePhases) phases;
+      buildEnabled = elem "build" enabledPhases;
+
+      # Targets sharing a derivation share a step; the first one leads.
+      groups = groupTargets drvTargets;
+
+      targetSteps = map (mkTargetGroup { inherit parentTargetMap cancelOnBuildFailing defaultStepOverrides treekite; }) groups;
+
+      extraStepsFor = group: mkExtraSteps {
+        inherit phases buildEnabled defaultStepOverrides treekite;
+        parent = group;
+      };
+
+      # Steps per phase, each target's extra steps right after it.
+      stepsFor = phase:
+        concatMap
+          (group:
+            (if phase == "build" then [ group.step ] else [ ])
+            ++ map (e: e.step) (filter (e: e.phase == phase) (extraStepsFor group)))
+          targetSteps
+        ++ (if phase == "build" then additionalSteps
+        else if phase == "release" then postBuildSteps
+        else [ ]);
+    in
+    {
+      type = "treekite-pipeline";
+      version = 1;
+      phases = enabledPhases;
+      chunks = listToAttrs (map (phase: { name = phase; value = chunksOf chunkSize (stepsFor phase); }) enabledPhases);
+      drvmap = mkDrvmap drvTargets;
+      targets = concatMap (g: if g.drvPath == null || !buildEnabled then [ ] else [{
+        inherit (g.step) key;
+        inherit (g) drvPath;
+        skip = g.step.skip != false;
+        buildArgs = g.buildArgs;
+      }]) targetSteps;
+      settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = uploadText treekite; };
+    };
+
+  # Groups targets by derivation, in first-seen order. A target skipped by
+  # its metadata stays on its own: its drvPath is never asked for.
+  #
+  # Type: [Target] -> [{ targets :: [Target], drvPath :: String? }]
+  groupTargets = drvTargets:
+    let
+      entries = map
+        (e: {
+          inherit (e) index;
+          target = e.value;
+          drvPath = if skippedByMeta e.value then null else unsafeDiscardStringContext e.value.drvPath;
+        })
+        (indexed drvTargets);
+      idOf = e: if e.drvPath == null then "skipped-${toString e.index}" else e.drvPath;
+      byId = groupBy idOf entries;
+      leaders = filter (e: (head byId.${idOf e}).index == e.index) entries;
+    in
+    map (e: { targets = map (m: m.target) byId.${idOf e}; inherit (e) drvPath; }) leaders;
+
+  # The step building one group of targets (all the same derivation).
+  mkTargetGroup = { parentTargetMap, cancelOnBuildFailing, defaultStepOverrides, treekite }: group:
+    let
+      target = head group.targets;
+      labels = map readTree.mkLabel group.targets;
+      label = head labels;
+      unchanged = group.drvPath != null
+        && builtins.any (l: (parentTargetMap.${l}.drvPath or null) == group.drvPath) labels;
+      ciSkip = target.meta.ci.skip or false;
+      skip =
+        if (target.meta.broken or false) == true then "Target is marked broken."
+        else if ciSkip != false then skipReason "Target is marked meta.ci.skip." ciSkip
+        else if unchanged then "Target has not changed."
+        else false;
+      buildArgs = concatStringsSep " " [ "--drv" (shellArg group.drvPath) "--attr-path" (shellArg (toJSON (targetAttrPath target))) ];
+      timeout = target.meta.timeout or null;
+    in
+    {
+      inherit (group) drvPath;
+      inherit target label buildArgs;
+      attrPath = targetAttrPath target;
+      step = {
+        label = ":nix: " + uploadText (concatStringsSep ", " labels);
+        key = if group.drvPath == null then "skipped-" + substring 0 32 (hashString "sha256" (toJSON (targetAttrPath target))) else keyForDrv group.drvPath;
+        command =
+          if group.drvPath == null then "echo ${shellArg "${label} is not built: ${skip}"}"
+          else "${uploadText treekite} build ${buildArgs}";
+        env.READTREE_TARGET = uploadText label;
+        inherit skip;
+        depends_on = target.meta.ci.buildkiteExtraDeps or [ ];
+      }
+      // (if cancelOnBuildFailing then { cancel_on_build_failing = true; } else { })
+      // (if timeout == null then { } else { timeout_in_minutes = let m = (timeout + 59) / 60; in if m < 1 then 1 else m; })
+      // defaultStepOverrides
+      // (target.meta.ci.buildkiteExtraStepArgs or { });
+    };
+
+  # The extra steps of a target group, from `meta.ci.extraSteps`, each with
+  # the phase it belongs to.
+  mkExtraSteps = { phases, buildEnabled, defaultStepOverrides, treekite, parent }:
+    let extraSteps = parent.target.meta.ci.extraSteps or { };
+    in map (name: mkExtraStep { inherit phases buildEnabled defaultStepOverrides treekite parent name; } extraSteps.${name}) (attrNames extraSteps);
+
+  mkExtraStep = { phases, buildEnabled, defaultStepOverrides, treekite, parent, name }:
+    { command
+    , label ? name
+    , needsOutput ? false
+    , parentOverride ? null
+    , branches ? null
+    , alwaysRun ? false
+    , prompt ? false
+    , softFail ? false
+    , phase ? "build"
+    , skip ? false
+    , agents ? null
+    }:
+    let
+      where = "extra step '${name}' of ${parent.label}";
+      checkedPhase =
+        if !(elem phase phases) then throw "${where}: phase '${phase}' is not one of the pipeline's phases (${concatStringsSep ", " phases}); add it to mkPipeline's `phases` or fix the step"
+        else if prompt != false && phase == "build" then throw "${where}: a step with `prompt` waits for a person, so it cannot be in the build phase; give it `phase = \"release\"`"
+        else phase;
+      script =
+        if isDerivation command then command
+        else throw "${where}: `command` must be a derivation (e.g. a script made with writeShellScript), got a ${builtins.typeOf command}";
+
+      # Which parent to build for `needsOutput`: an override makes a
+      # different derivation, which its attribute path cannot re-create.
+      outputParent = if parentOverride == null then null else parentOverride parent.target;
+      buildParent =
+        if outputParent == null then
+          mkBuildCommand { inherit (parent) attrPath drvPath; outLink = "result"; inherit treekite; }
+        else
+          mkBuildCommand { attrPath = null; drvPath = outputParent.drvPath; outLink = "result"; inherit treekite; };
+      runScript = concatStringsSep " " [
+        (uploadText treekite)
+        "exec --drv"
+        (shellArg (unsafeDiscardStringContext script.drvPath))
+        "--attr-path"
+        (shellArg (toJSON (parent.attrPath ++ [ "meta" "ci" "extraSteps" name "command" ])))
+      ];
+
+      parentSkipped = parent.step.skip != false;
+      key = "extra-step-" + hashString "sha1" (toJSON [ parent.step.key name ]);
+      stepLabel = uploadText "${label} (from ${parent.label})";
+
+      step = {
+        inherit key;
+        label = ":gear: " + stepLabel;
+        command = if needsOutput then "${buildParent} && ${runScript}" else runScript;
+        skip =
+          if skip != false then skipReason "Extra step is marked skip." skip
+          else if alwaysRun then false
+          else if parentSkipped then "Parent target is skipped."
+          else false;
+        depends_on = if buildEnabled && parentOverride == null then [ parent.step.key ] else [ ];
+      }
+      // (if softFail != false then { soft_fail = softFail; } else { })
+      // defaultStepOverrides
+      // (if agents == null then { } else { inherit agents; })
+      // (if branches == null then { } else { branches = concatStringsSep " " branches; });
+
+      # A prompt gates the step behind a block in a group of its own.
+      gated = {
+        group = stepLabel;
+        key = key + "-group";
+        inherit (step) depends_on skip;
+        steps = [
+          ({
+            block = ":radio_button: Run " + uploadText "${label}? (from ${parent.label})";
+            key = key + "-block";
+            prompt = uploadText prompt;
+          } // (if branches == null then { } else { branches = concatStringsSep " " branches; }))
+          ((removeAttrs step [ "depends_on" "skip" ]) // { depends_on = [ (key + "-block") ]; })
+        ];
+      };
+    in
+    {
+      phase = checkedPhase;
+      step = builtins.seq script (if isString prompt then gated else step);
+    };
+}

@@ -1,0 +1,32 @@
+//! `treekite pipeline`: evaluate a `mkPipeline` result once, add the
+//! dependency edges the evaluator is too slow to find, keep within
+//! Buildkite's job limits, and write the chunks.
+
+mod batch;
+mod deps;
+mod eval;
+mod model;
+mod write;
+
+use anyhow::Result;
+
+use crate::cli::PipelineArgs;
+
+pub fn run(args: &PipelineArgs) -> Result<()> {
+    write::check_out_dir(&args.out)?;
+    let mut pipeline = eval::evaluate(args)?;
+    let target_deps = if pipeline.settings.dependencies {
+        deps::nearest_targets(&pipeline.targets)?
+    } else {
+        vec![Vec::new(); pipeline.targets.len()]
+    };
+    deps::apply(&mut pipeline, &target_deps);
+    if let Some(warning) = batch::fit_job_limit(&mut pipeline, &target_deps)? {
+        eprintln!("treekite: warning: {warning}");
+    }
+    write::write(&args.out, &pipeline)?;
+    for line in write::summary(&pipeline) {
+        eprintln!("treekite: {line}");
+    }
+    Ok(())
+}
