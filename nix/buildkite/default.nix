@@ -75,7 +75,7 @@ let
   isDerivation = x: isAttrs x && (x.type or null) == "derivation";
 
   # builtins.groupBy arrived in Nix 2.5; the fallback is slower but works.
-  groupBy = builtins.groupBy or (f: foldl' (acc: x: let k = f x; in acc // { ${"$"}{k} = (acc.${"$"}{k} or [ ]) ++ [ x ]; }) { });
+  groupBy = builtins.groupBy or (f: foldl' (acc: x: let k = f x; in acc // { ${k} = (acc.${k} or [ ]) ++ [ x ]; }) { });
 
   # Pairs each item with its position, for chunking and deduplication.
   indexed = list: genList (i: { index = i; value = elemAt list i; }) (length list);
