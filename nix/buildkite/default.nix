@@ -103,8 +103,7 @@ let
       all = bounds.starts ++ (if bounds.count > 0 then [{ start = bounds.next - bounds.count; inherit (bounds) count; }] else [ ]);
     in
     map (c: genList (i: elemAt steps (c.start + i)) c.count) all;
-in
-rec {
+
   # The step key for a derivation: its hash, which is unique per derivation
   # and safe in keys (at most 100 characters, no odd characters).
   #
@@ -147,14 +146,6 @@ rec {
     })
     (filter (t: !(skippedByMeta t)) drvTargets));
 
-  # True when a target's own metadata says not to build it; its `drvPath`
-  # is then never evaluated (a broken package may throw on it).
-  #
-  # Type: Target -> Bool
-  skippedByMeta = target:
-    (target.meta.broken or false) == true
-    || (let s = target.meta.ci.skip or false; in s == true || (isString s && s != ""));
-
   # The pipeline for `drvTargets` as data: steps split into chunks per phase,
   # the drvmap, and what `treekite pipeline` needs to add dependencies.
   #
@@ -195,19 +186,18 @@ rec {
       # Targets sharing a derivation share a step; the first one leads.
       groups = groupTargets drvTargets;
 
-      targetSteps = map (mkTargetGroup { inherit parentTargetMap cancelOnBuildFailing defaultStepOverrides treekite; }) groups;
-
-      extraStepsFor = group: mkExtraSteps {
-        inherit phases buildEnabled defaultStepOverrides treekite;
-        parent = group;
-      };
+      targetSteps = map
+        (group:
+          let parent = mkTargetGroup { inherit parentTargetMap cancelOnBuildFailing defaultStepOverrides treekite; } group;
+          in parent // { extraSteps = mkExtraSteps { inherit phases buildEnabled defaultStepOverrides treekite parent; }; })
+        groups;
 
       # Steps per phase, each target's extra steps right after it.
       stepsFor = phase:
         concatMap
           (group:
             (if phase == "build" then [ group.step ] else [ ])
-            ++ map (e: e.step) (filter (e: e.phase == phase) (extraStepsFor group)))
+            ++ map (e: e.step) (filter (e: e.phase == phase) group.extraSteps))
           targetSteps
         ++ (if phase == "build" then additionalSteps
         else if phase == "release" then postBuildSteps
@@ -227,6 +217,14 @@ rec {
       }]) targetSteps;
       settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = uploadText treekite; };
     };
+
+  # True when a target's own metadata says not to build it; its `drvPath`
+  # is then never evaluated (a broken package may throw on it).
+  #
+  # Type: Target -> Bool
+  skippedByMeta = target:
+    (target.meta.broken or false) == true
+    || (let s = target.meta.ci.skip or false; in s == true || (isString s && s != ""));
 
   # Groups targets by derivation, in first-seen order. A target skipped by
   # its metadata stays on its own: its drvPath is never asked for.
@@ -368,4 +366,7 @@ rec {
       phase = checkedPhase;
       step = builtins.seq script (if isString prompt then gated else step);
     };
+in
+{
+  inherit keyForDrv mkBuildCommand mkDrvmap mkPipeline;
 }

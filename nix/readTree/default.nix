@@ -130,24 +130,28 @@ let
 
   # Type: { path :: Path, args :: AttrSet | ({ locatedAt } -> AttrSet),
   #         filter ? [String] -> AttrSet -> AttrSet, scopedArgs ? AttrSet,
-  #         rootDir ? Bool } -> AttrSet
+  #         rootDir ? Bool, prefix ? [String] } -> AttrSet
   #
   # The tree below `path`. `filter` sees each node's location and arguments
   # and may change them; `scopedArgs`, when non-empty, are in scope in every
   # imported file (through `builtins.scopedImport`). `rootDir = false`, kept
   # for TVL compatibility, imports the root's own default.nix as well.
+  # `prefix` (a treekite addition) is where `path` sits in a larger depot,
+  # so that a repository can read only its Nix folders and never walk the
+  # others (build output, sources): locations then start with `prefix`.
   readTree =
     { path
     , args
     , filter ? (parts: args: args)
     , scopedArgs ? { }
     , rootDir ? true
+    , prefix ? [ ]
     }:
     let entries = readDir path;
     in
     if entries ? ".skip-tree"
     then throw "readTree: ${toString path} is the root of the tree but has a .skip-tree file, so there is nothing to read; remove it (use .skip-tree only in sub-folders)"
-    else readFolder { inherit args filter scopedArgs; } path [ ] entries rootDir;
+    else readFolder { inherit args filter scopedArgs; } path prefix entries rootDir;
 
   # A node's subtarget, marked so that it can be told from the node itself.
   subtarget = node: name:

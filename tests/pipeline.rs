@@ -1,0 +1,378 @@
+//! `treekite pipeline` on a fixture depot whose every builder fails: making
+//! the pipeline must succeed, so it provably builds nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{NIX_CONFIG, nix, require_nix, stdout_of};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipeline")
+}
+
+fn bkcheck() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/buildkite/bkcheck.py")
+}
+
+/// The `.drv` of an attribute of the fixture depot.
+fn drv(attr: &str) -> String {
+    stdout_of(nix("nix-instantiate").arg(fixture()).args(["-A", attr])).trim().to_owned()
+}
+
+fn key(drv: &str) -> String {
+    let base = drv.rsplit('/').next().unwrap();
+    format!("drv-{}", &base[..32])
+}
+
+/// Runs `treekite pipeline` on the fixture with `extra` arguments, into a
+/// fresh directory, and returns it.
+fn generate(attr: &str, extra: &[&str]) -> TempDir {
+    require_nix();
+    let out = tempfile::tempdir().unwrap();
+    treekite()
+        .args(["pipeline", "--root"])
+        .arg(fixture())
+        .args(["-A", attr, "--out"])
+        .arg(out.path())
+        .args(extra)
+        .assert()
+        .success();
+    out
+}
+
+fn treekite() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("treekite").unwrap();
+    cmd.env("NIX_CONFIG", NIX_CONFIG);
+    cmd
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// All chunk files, by name.
+fn chunks(dir: &Path) -> BTreeMap<String, Vec<Value>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.contains("-chunk-"))
+        .map(|name| {
+            let steps = read_json(&dir.join(&name))["steps"].as_array().unwrap().clone();
+            (name, steps)
+        })
+        .collect()
+}
+
+fn steps(dir: &Path, file: &str) -> Vec<Value> {
+    chunks(dir).remove(file).unwrap_or_else(|| panic!("no {file} in {}", dir.display()))
+}
+
+fn step_labelled<'a>(steps: &'a [Value], label: &str) -> &'a Value {
+    steps
+        .iter()
+        .find(|s| s["label"] == label || s["group"] == label)
+        .unwrap_or_else(|| panic!("no step labelled {label:?} in {steps:#?}"))
+}
+
+#[test]
+fn making_the_pipeline_builds_nothing() {
+    let out = generate("pipeline", &[]);
+    assert_eq!(chunks(out.path()).keys().collect::<Vec<_>>(), ["build-chunk-1.json", "release-chunk-1.json"]);
+    // The builders all fail, so no output can exist; the .drv files must.
+    for attr in ["tools", "app", "app.meta.ci.extraSteps.check.command", "app.meta.ci.extraSteps.deploy.command"] {
+        let drv = drv(attr);
+        assert!(Path::new(&drv).exists());
+        let outputs = stdout_of(nix("nix-store").args(["--query", "--outputs", &drv]));
+        for output in outputs.lines() {
+            assert!(!Path::new(output).exists(), "{output} was built");
+        }
+    }
+}
+
+#[test]
+fn target_steps_are_tvl_shaped() {
+    let out = generate("pipeline", &[]);
+    let build = steps(out.path(), "build-chunk-1.json");
+    let (tools, app) = (drv("tools"), drv("app"));
+    assert_eq!(
+        step_labelled(&build, ":nix: app"),
+        &json!({
+            "label": ":nix: app",
+            "key": key(&app),
+            "command": format!("treekite build --drv '{app}' --attr-path '[\"app\"]'"),
+            "env": { "READTREE_TARGET": "app" },
+            "skip": false,
+            "depends_on": [key(&tools)],
+            "timeout_in_minutes": 3,
+            "priority": 2,
+        })
+    );
+}
+
+#[test]
+fn extra_steps_run_their_script_in_the_step() {
+    let out = generate("pipeline", &[]);
+    let build = steps(out.path(), "build-chunk-1.json");
+    let app = drv("app");
+    let script = |name: &str| drv(&format!("app.meta.ci.extraSteps.{name}.command"));
+    let path_of = |name: &str| format!("'[\"app\",\"meta\",\"ci\",\"extraSteps\",\"{name}\",\"command\"]'");
+    let check = step_labelled(&build, ":gear: check (from app)");
+    assert_eq!(
+        check["command"],
+        format!(
+            "treekite build --drv '{app}' --attr-path '[\"app\"]' --out-link 'result' && treekite exec --drv '{}' --attr-path {}",
+            script("check"),
+            path_of("check")
+        )
+    );
+    assert_eq!(check["depends_on"], json!([key(&app)]));
+    assert!(check["key"].as_str().unwrap().starts_with("extra-step-"));
+
+    let lint = step_labelled(&build, ":gear: Lint (from app)");
+    assert_eq!(lint["soft_fail"], true);
+    assert_eq!(lint["branches"], "main release/*");
+    assert_eq!(lint["command"], format!("treekite exec --drv '{}' --attr-path {}", script("lint"), path_of("lint")));
+
+    // Each target's extra steps come right after it.
+    let labels: Vec<&str> = build.iter().map(|s| s["label"].as_str().unwrap()).collect();
+    let at = labels.iter().position(|l| *l == ":nix: app").unwrap();
+    assert_eq!(
+        labels[at..at + 4],
+        [":nix: app", ":gear: always (from app)", ":gear: check (from app)", ":gear: Lint (from app)"]
+    );
+}
+
+#[test]
+fn a_prompt_makes_a_group_with_a_block() {
+    let out = generate("pipeline", &[]);
+    let release = steps(out.path(), "release-chunk-1.json");
+    let app = drv("app");
+    let group = step_labelled(&release, "deploy (from app)");
+    let step_key = group["key"].as_str().unwrap().strip_suffix("-group").unwrap().to_owned();
+    assert_eq!(
+        group,
+        &json!({
+            "group": "deploy (from app)",
+            "key": format!("{step_key}-group"),
+            "depends_on": [key(&app)],
+            "skip": false,
+            "steps": [
+                {
+                    "block": ":radio_button: Run deploy? (from app)",
+                    "key": format!("{step_key}-block"),
+                    "prompt": "Deploy app?",
+                },
+                {
+                    "label": ":gear: deploy (from app)",
+                    "key": step_key,
+                    "command": format!(
+                        "treekite exec --drv '{}' --attr-path '[\"app\",\"meta\",\"ci\",\"extraSteps\",\"deploy\",\"command\"]'",
+                        drv("app.meta.ci.extraSteps.deploy.command")
+                    ),
+                    "agents": { "queue": "deploy" },
+                    "depends_on": [format!("{step_key}-block")],
+                },
+            ],
+        })
+    );
+}
+
+#[test]
+fn active_phases_limit_what_is_generated() {
+    let out = generate("pipeline", &["--arg", "activePhases", "[ \"release\" ]"]);
+    let files = chunks(out.path());
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["release-chunk-1.json"]);
+    // Without the build phase there is no parent step to wait for.
+    let group = step_labelled(&files["release-chunk-1.json"], "deploy (from app)");
+    assert_eq!(group["depends_on"], json!([]));
+}
+
+#[test]
+fn an_unknown_phase_is_named() {
+    let out = tempfile::tempdir().unwrap();
+    treekite()
+        .args(["pipeline", "--root"])
+        .arg(fixture())
+        .args(["-A", "unknownPhase", "--out"])
+        .arg(out.path().join("p"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "extra step 'ship' of tools: phase 'deploy' is not one of the pipeline's phases (build, release)",
+        ));
+    assert!(!out.path().join("p").exists());
+}
+
+#[test]
+fn unchanged_targets_are_skipped_unless_always_run() {
+    let first = generate("pipeline", &[]);
+    let drvmap = first.path().join("drvmap.json");
+    let map = read_json(&drvmap);
+    assert_eq!(map["app"], json!({ "drvPath": drv("app"), "attrPath": ["app"] }));
+    assert_eq!(map["weird:a b"]["attrPath"], json!(["weird", "a b"]));
+    assert!(map.get("broken").is_none(), "a broken target has no drvPath to record");
+
+    let second = generate("pipeline", &["--argstr", "parentDrvmap", drvmap.to_str().unwrap()]);
+    let build = steps(second.path(), "build-chunk-1.json");
+    assert_eq!(step_labelled(&build, ":nix: app")["skip"], "Target has not changed.");
+    assert_eq!(step_labelled(&build, ":gear: check (from app)")["skip"], "Parent target is skipped.");
+    assert_eq!(step_labelled(&build, ":gear: always (from app)")["skip"], false);
+    let release = steps(second.path(), "release-chunk-1.json");
+    assert_eq!(step_labelled(&release, "deploy (from app)")["skip"], "Parent target is skipped.");
+}
+
+#[test]
+fn targets_sharing_a_derivation_share_a_step() {
+    let out = generate("pipeline", &[]);
+    let build = steps(out.path(), "build-chunk-1.json");
+    let tools = key(&drv("tools"));
+    let with_key: Vec<&Value> = build.iter().filter(|s| s["key"] == tools.as_str()).collect();
+    assert_eq!(with_key.len(), 1);
+    assert_eq!(with_key[0]["label"], ":nix: alias, tools");
+    let map = read_json(&out.path().join("drvmap.json"));
+    assert_eq!(map["alias"]["drvPath"], map["tools"]["drvPath"]);
+}
+
+#[test]
+fn a_broken_target_is_skipped_without_evaluating_it() {
+    let out = generate("pipeline", &[]);
+    let build = steps(out.path(), "build-chunk-1.json");
+    let broken = step_labelled(&build, ":nix: broken");
+    assert_eq!(broken["skip"], "Target is marked broken.");
+}
+
+#[test]
+fn chunks_hold_at_most_192_steps() {
+    let out = generate("chunked", &[]);
+    let files = chunks(out.path());
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["build-chunk-1.json", "build-chunk-2.json"]);
+    assert_eq!(files["build-chunk-1.json"].len(), 192);
+    assert_eq!(files["build-chunk-2.json"].len(), 1);
+    assert_eq!(files["build-chunk-2.json"][0]["label"], ":nix: many/t192");
+}
+
+#[test]
+fn every_generated_file_passes_bkcheck() {
+    for (attr, extra) in [("pipeline", vec![]), ("chunked", vec![]), ("pipeline", vec!["--arg", "activePhases", "[ \"release\" ]"])] {
+        let out = generate(attr, &extra);
+        let files: Vec<PathBuf> = chunks(out.path()).keys().map(|f| out.path().join(f)).collect();
+        let result = Command::new("python3").arg(bkcheck()).args(&files).output().unwrap();
+        assert!(
+            result.status.success(),
+            "bkcheck rejected {attr}: {}{}",
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+}
+
+/// A stand-in for treekite that records its arguments, NUL-separated.
+fn recording_treekite(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("treekite");
+    std::fs::write(&script, "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > \"$ARGV_FILE\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn hostile_names_reach_treekite_intact() {
+    let out = generate("pipeline", &[]);
+    // What the agent would run: the files after upload-time interpolation.
+    let uploaded = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = chunks(out.path()).keys().map(|f| out.path().join(f)).collect();
+    let check = Command::new("python3")
+        .arg(bkcheck())
+        .arg("--interpolate-out")
+        .arg(uploaded.path())
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+
+    let build = steps(uploaded.path(), "build-chunk-1.json");
+    let bin = recording_treekite(uploaded.path());
+    let mut received = BTreeMap::new();
+    for step in build.iter().filter(|s| s["label"].as_str().unwrap().starts_with(":nix: weird:")) {
+        let argv_file = uploaded.path().join("argv");
+        let status = Command::new("bash")
+            .args(["-e", "-c", step["command"].as_str().unwrap()])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("ARGV_FILE", &argv_file)
+            .env("HOME", "/home/somebody")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let argv = std::fs::read_to_string(&argv_file).unwrap();
+        let argv: Vec<&str> = argv.trim_end_matches('\0').split('\0').collect();
+        assert_eq!([argv[0], argv[1], argv[3]], ["build", "--drv", "--attr-path"]);
+        let attr_path: Vec<String> = serde_json::from_str(argv[4]).unwrap();
+        assert_eq!(attr_path[0], "weird");
+        received.insert(attr_path[1].clone(), argv[2].to_owned());
+    }
+    let names = ["a b", "x\"y", "$HOME", "${x}", "back\\slash", "back\\$dollar", "new\nline", "é", "it's"];
+    assert_eq!(received.keys().collect::<Vec<_>>(), { let mut n = names.to_vec(); n.sort(); n });
+    for name in names {
+        assert_eq!(received[name], weird_drv(name), "the .drv of {name:?}");
+    }
+}
+
+/// The `.drv` of `weird.<name>`: `-A` cannot spell every name, so the name
+/// goes in as data.
+fn weird_drv(name: &str) -> String {
+    let expr = format!("{{ name }}: (import {} {{ }}).weird.${{name}}", fixture().display());
+    stdout_of(nix("nix-instantiate").args(["--expr", &expr, "--argstr", "name", name])).trim().to_owned()
+}
+
+#[test]
+fn bad_input_leaves_the_output_untouched() {
+    require_nix();
+    let out = tempfile::tempdir().unwrap();
+    let pipeline = out.path().join("pipeline");
+    std::fs::create_dir(&pipeline).unwrap();
+    std::fs::write(pipeline.join("build-chunk-1.json"), "old").unwrap();
+    let cases: [(&str, i32, &str); 3] = [
+        ("noSuchAttr", 1, "evaluating noSuchAttr in"),
+        ("notAPipeline", 2, "notAPipeline in"),
+        ("broken", 1, "evaluating broken in"),
+    ];
+    for (attr, code, message) in cases {
+        let assert = treekite()
+            .args(["pipeline", "--root"])
+            .arg(fixture())
+            .args(["-A", attr, "--out"])
+            .arg(&pipeline)
+            .assert()
+            .code(code)
+            .stdout("");
+        let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+        let last = stderr.lines().last().unwrap();
+        assert!(last.starts_with("treekite: error: ") && last.contains(message), "{attr}: {stderr}");
+        let names: Vec<_> = std::fs::read_dir(&pipeline).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["build-chunk-1.json"]);
+        assert_eq!(std::fs::read_to_string(pipeline.join("build-chunk-1.json")).unwrap(), "old");
+    }
+    let leftovers = std::fs::read_dir(out.path()).unwrap().count();
+    assert_eq!(leftovers, 1, "staging directories were left behind");
+}
+
+#[test]
+fn not_a_pipeline_says_what_it_is() {
+    require_nix();
+    let out = tempfile::tempdir().unwrap();
+    treekite()
+        .args(["pipeline", "--root"])
+        .arg(fixture())
+        .args(["-A", "notAPipeline", "--out"])
+        .arg(out.path().join("p"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("is not a pipeline (it evaluates to a set with hello); point -A at the result of nix/buildkite's mkPipeline"));
+}
