@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit and integration tests, which also
+# evaluate the Nix library's fixtures and build in the real Nix store.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. scripts/env.sh
+cargo test --locked "$@"
