@@ -491,3 +491,44 @@ fn empty_and_non_nix_folders_are_empty_nodes() {
         })
     );
 }
+
+#[test]
+fn prefix_places_the_tree_inside_a_larger_depot() {
+    let tree = eval_ok(
+        &fixture("basic"),
+        "let t = readTree { path = root; args = { inherit lib readTree; }; prefix = [ \"top\" ]; };
+         in { root = t.__readTree; ab = t.a.b.__readTree; at = t.a.b.at; label = readTree.mkLabel t.a.b; }",
+    );
+    assert_eq!(tree, json!({ "root": ["top"], "ab": ["top", "a", "b"], "at": ["top", "a", "b"], "label": "top/a/b" }));
+}
+
+/// This repository is a readTree depot too; it reads only nix/, so build
+/// output (target/) and sources are never walked.
+#[test]
+fn the_repository_is_a_depot() {
+    require_nix();
+    let out = nix("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "--expr"])
+        .arg(format!(
+            "let depot = import {}/. {{ }}; in {{
+               top = depot.__readTreeChildren;
+               library = builtins.attrNames depot.nix.buildkite;
+               located = depot.nix.readTree.__readTree;
+               hasReadTree = depot.nix.readTree ? gather;
+             }}",
+            repo().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        value,
+        json!({
+            "top": ["nix"],
+            "library": ["__readTree", "__readTreeChildren", "keyForDrv", "mkBuildCommand", "mkDrvmap", "mkPipeline"],
+            "located": ["nix", "readTree"],
+            "hasReadTree": true,
+        })
+    );
+}
