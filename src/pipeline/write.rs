@@ -36,13 +36,32 @@ pub fn write(out: &Path, pipeline: &Pipeline) -> Result<()> {
 fn write_files(dir: &Path, pipeline: &Pipeline) -> Result<()> {
     std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     for phase in &pipeline.phases {
-        for (i, chunk) in pipeline.chunks[phase].iter().enumerate() {
+        for (i, chunk) in phase_chunks(pipeline, phase).iter().enumerate() {
             let path = dir.join(format!("{phase}-chunk-{}.json", i + 1));
             write_chunk(&path, chunk).with_context(|| format!("writing {}", path.display()))?;
         }
     }
     let drvmap = serde_json::to_vec(&pipeline.drvmap)?;
-    std::fs::write(dir.join("drvmap.json"), drvmap).context("writing drvmap.json")
+    std::fs::write(dir.join("drvmap.json"), drvmap).context("writing drvmap.json")?;
+    std::fs::write(dir.join(PHASES_FILE), phases_manifest(pipeline)).context("writing phases.json")
+}
+
+/// The manifest of phases, in upload order, with their chunk counts: an
+/// empty phase has no chunk file (Buildkite refuses empty uploads), and this
+/// tells `upload` and `run` that it exists all the same.
+pub const PHASES_FILE: &str = "phases.json";
+
+fn phases_manifest(pipeline: &Pipeline) -> Vec<u8> {
+    let phases: Vec<serde_json::Value> = pipeline
+        .phases
+        .iter()
+        .map(|phase| serde_json::json!({ "name": phase, "chunks": phase_chunks(pipeline, phase).len() }))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "phases": phases })).expect("JSON values serialise")
+}
+
+fn phase_chunks<'a>(pipeline: &'a Pipeline, phase: &str) -> &'a [Vec<Step>] {
+    pipeline.chunks.get(phase).map_or(&[], Vec::as_slice)
 }
 
 /// One step per line: readable, and diffs between builds stay small.
@@ -75,7 +94,7 @@ pub fn summary(pipeline: &Pipeline) -> Vec<String> {
         .phases
         .iter()
         .map(|phase| {
-            let chunks = &pipeline.chunks[phase];
+            let chunks = phase_chunks(pipeline, phase);
             let steps: Vec<&Step> = chunks.iter().flatten().collect();
             let jobs: usize = steps.iter().map(|s| jobs(s)).sum();
             let skipped = steps.iter().filter(|s| s.get("skip").is_some_and(|v| v != false)).count();
