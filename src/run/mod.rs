@@ -1,6 +1,8 @@
 //! `treekite run` (not yet implemented).
 
 #[allow(dead_code)]
+mod branches;
+#[allow(dead_code)]
 mod interpolate;
 
 use anyhow::{Result, bail};
