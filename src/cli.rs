@@ -39,10 +39,25 @@ pub enum Command {
     Pipeline(PipelineArgs),
 
     /// Upload a phase's chunks with `buildkite-agent pipeline upload`.
+    ///
+    /// Chunks go up last first (… 10, 9, … 1): Buildkite inserts each upload
+    /// right after the uploading step, so the build shows them in order.
+    /// Each uploaded chunk is recorded in the build's meta-data, so a retried
+    /// upload job skips the chunks that are already in the build.
     #[command(after_help = EXIT_CODES)]
     Upload(UploadArgs),
 
     /// Run a generated pipeline on this machine, as Buildkite would.
+    ///
+    /// Each chunk is interpolated as the agent does at upload (`$$` gives
+    /// `$`, `$NAME` and `${NAME…}` are substituted from the build's
+    /// BUILDKITE_* variables and --env). Command steps run with `bash -e -c`
+    /// in the repository root, up to --jobs at once, in `depends_on` and
+    /// `wait` order, honouring `skip`, `branches`, `soft_fail`, groups and
+    /// `block` steps (the run stops there unless --unblock). Phases run one
+    /// after the other, each only when the one before passed. Everything is
+    /// checked before the first step starts. Ctrl-C stops the running steps
+    /// (exit status 130).
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
 }
@@ -131,7 +146,7 @@ pub struct UploadArgs {
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
 
-    /// Phase whose chunks to upload.
+    /// Phase whose chunks to upload: DIR/PHASE-chunk-<n>.json.
     #[arg(long, value_name = "PHASE")]
     pub phase: String,
 }
@@ -147,12 +162,14 @@ pub struct RunArgs {
     #[arg(long = "phase", value_name = "PHASE")]
     pub phases: Vec<String>,
 
-    /// Branch the build is for (step `branches` filters) [default: the
-    /// checkout's current branch].
+    /// Branch the build is for (step `branches` filters, BUILDKITE_BRANCH)
+    /// [default: the checkout's current branch, else `main`].
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
 
-    /// Extra environment variable for interpolation and for the steps.
+    /// Variable for interpolation and for the steps; `K` alone passes this
+    /// shell's value. Interpolation sees only these and the build's
+    /// BUILDKITE_* variables, not this shell's environment.
     #[arg(long = "env", value_name = "K=V")]
     pub env: Vec<String>,
 
@@ -160,7 +177,7 @@ pub struct RunArgs {
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1)]
     pub jobs: usize,
 
-    /// Continue through `block` steps instead of stopping there.
+    /// Continue through `block` and `input` steps instead of stopping there.
     #[arg(long)]
     pub unblock: bool,
 
@@ -169,8 +186,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
-    /// Directory for the step logs [default: a new directory under
-    /// ${XDG_STATE_HOME:-$HOME/.local/state}/treekite/runs].
+    /// Directory for the step logs, one file per step [default: a new
+    /// directory under ${XDG_STATE_HOME:-$HOME/.local/state}/treekite/runs].
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
 }

@@ -1,4 +1,5 @@
 mod build;
+mod chunks;
 mod cli;
 mod drv;
 mod exec;

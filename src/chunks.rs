@@ -1,0 +1,124 @@
+//! Finding the chunk files `treekite pipeline` writes: `<phase>-chunk-<n>.json`,
+//! one `buildkite-agent pipeline upload` each, numbered from 1 per phase.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::exit::bad_input;
+
+/// One chunk file.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub phase: String,
+    pub number: u64,
+    pub path: PathBuf,
+}
+
+impl Chunk {
+    /// The file name, for messages.
+    pub fn name(&self) -> String {
+        self.path.file_name().map_or_else(
+            || self.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+}
+
+/// Every chunk in `dir`, by phase name, each phase's chunks in ascending
+/// numeric order (so 2 comes before 10).
+pub fn by_phase(dir: &Path) -> Result<BTreeMap<String, Vec<Chunk>>> {
+    check_dir(dir)?;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mut phases: BTreeMap<String, Vec<Chunk>> = BTreeMap::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        let file_name = entry.file_name();
+        let Some((phase, number)) = file_name.to_str().and_then(parse_name) else {
+            continue;
+        };
+        let chunks = phases.entry(phase.to_owned()).or_default();
+        if let Some(other) = chunks.iter().find(|c| c.number == number) {
+            return Err(bad_input(format!(
+                "{} and {} in {} are both chunk {number} of phase {phase}; remove one",
+                other.name(),
+                file_name.to_string_lossy(),
+                dir.display()
+            )));
+        }
+        chunks.push(Chunk {
+            phase: phase.to_owned(),
+            number,
+            path: entry.path(),
+        });
+    }
+    for chunks in phases.values_mut() {
+        chunks.sort_by_key(|c| c.number);
+    }
+    Ok(phases)
+}
+
+/// The chunks of one phase in ascending numeric order; a phase without any
+/// chunk file is bad input.
+pub fn of_phase(dir: &Path, phase: &str) -> Result<Vec<Chunk>> {
+    let mut phases = by_phase(dir)?;
+    if let Some(chunks) = phases.remove(phase) {
+        return Ok(chunks);
+    }
+    let present: Vec<&str> = phases.keys().map(String::as_str).collect();
+    let hint = if present.is_empty() {
+        "it holds no chunk files at all; write them with `treekite pipeline --out DIR`".to_owned()
+    } else {
+        format!("phases there: {}", present.join(", "))
+    };
+    Err(bad_input(format!(
+        "no chunk file for phase `{phase}` in {} (expected {phase}-chunk-1.json, …); {hint}",
+        dir.display()
+    )))
+}
+
+fn check_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Err(bad_input(format!(
+            "pipeline directory {} does not exist; write it with `treekite pipeline --out DIR`",
+            dir.display()
+        )));
+    }
+    if !dir.is_dir() {
+        return Err(bad_input(format!(
+            "{} is not a directory; pass the directory `treekite pipeline --out` wrote",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `build-chunk-12.json` → `("build", 12)`.
+fn parse_name(name: &str) -> Option<(&str, u64)> {
+    let stem = name.strip_suffix(".json")?;
+    let (phase, digits) = stem.rsplit_once("-chunk-")?;
+    if phase.is_empty() || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((phase, digits.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_name;
+
+    #[test]
+    fn names() {
+        assert_eq!(parse_name("build-chunk-1.json"), Some(("build", 1)));
+        assert_eq!(
+            parse_name("pre-release-chunk-10.json"),
+            Some(("pre-release", 10))
+        );
+        assert_eq!(parse_name("build-chunk-.json"), None);
+        assert_eq!(parse_name("build-chunk-1a.json"), None);
+        assert_eq!(parse_name("-chunk-1.json"), None);
+        assert_eq!(parse_name("drvmap.json"), None);
+        assert_eq!(parse_name("build-chunk-1.json.tmp"), None);
+    }
+}

@@ -1,4 +1,0 @@
-//! `treekite run` (not yet implemented).
-use anyhow::{Result, bail};
-use crate::cli::RunArgs;
-pub fn run(_args: &RunArgs) -> Result<u8> { bail!("not implemented yet") }

@@ -1,0 +1,541 @@
+//! Running the steps: each starts once everything it waits for has finished
+//! (see `graph`), up to `-j` at once, lowest upload position first. Phases
+//! run one after the other, each only when the one before finished with
+//! no hard failure and nothing blocked, as the `wait` before a phase's
+//! upload step would have it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use super::graph::Graph;
+use super::job::{self, Exit};
+use super::pipeline::{Kind, Pipeline, StepId};
+use super::report::Progress;
+use super::settings::Settings;
+
+/// How a step ended (or why it never started).
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Passed,
+    /// A block or input step passed because of `--unblock`.
+    Unblocked,
+    SoftFailed(i64),
+    Failed(Failure),
+    /// Stopped while running: by Ctrl-C, or `cancel_on_build_failing`.
+    Canceled(&'static str),
+    Skipped(String),
+    /// A block or input step, waiting for a person.
+    Blocked,
+    NotRun(Why),
+}
+
+#[derive(Debug, Clone)]
+pub enum Failure {
+    Exit(i64),
+    TimedOut(Duration),
+    Error(String),
+    /// A group with a failed step.
+    InGroup,
+}
+
+#[derive(Debug, Clone)]
+pub enum Why {
+    DependencyFailed(StepId),
+    /// Waits, directly or not, for this block step.
+    Blocked(StepId),
+    BuildFailing,
+    Interrupted,
+    PhaseStopped(String),
+}
+
+/// What an outcome means for the steps that wait for it.
+enum Effect {
+    Satisfied,
+    Broken,
+    /// Waiting on a block step, forever in a local run.
+    Stuck(StepId),
+}
+
+impl Outcome {
+    fn effect(&self, id: StepId) -> Effect {
+        match self {
+            Outcome::Passed | Outcome::Unblocked | Outcome::SoftFailed(_) | Outcome::Skipped(_) => {
+                Effect::Satisfied
+            }
+            Outcome::Blocked => Effect::Stuck(id),
+            Outcome::NotRun(Why::Blocked(block)) => Effect::Stuck(*block),
+            Outcome::Failed(_) | Outcome::Canceled(_) | Outcome::NotRun(_) => Effect::Broken,
+        }
+    }
+
+    /// A failure that fails the build (and the run's exit status).
+    pub fn is_hard_failure(&self) -> bool {
+        matches!(self, Outcome::Failed(_) | Outcome::Canceled(_))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub outcome: Outcome,
+    pub duration: Option<Duration>,
+    pub log: Option<PathBuf>,
+}
+
+/// How long a step may take to end after SIGTERM before it gets SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+/// How often the loop looks at the clock and the Ctrl-C flag.
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Copy)]
+enum StopReason {
+    Interrupted,
+    BuildFailing,
+    TimedOut,
+}
+
+struct Running {
+    pgid: i32,
+    started: Instant,
+    log: PathBuf,
+    deadline: Option<Instant>,
+    /// Why and when SIGTERM was sent, and whether SIGKILL followed.
+    stopping: Option<(StopReason, Instant, bool)>,
+}
+
+pub struct Scheduler<'a> {
+    pipeline: &'a Pipeline,
+    graph: &'a Graph,
+    settings: &'a Settings,
+    progress: &'a mut Progress,
+    log_dir: PathBuf,
+    interrupted: Arc<AtomicBool>,
+    results: Vec<Option<Record>>,
+    phase: usize,
+    remaining: Vec<usize>,
+    to_settle: BTreeSet<StepId>,
+    ready: BTreeSet<StepId>,
+    running: HashMap<StepId, Running>,
+    build_failing: bool,
+    started_jobs: usize,
+    events: (Sender<Exit>, Receiver<Exit>),
+}
+
+impl<'a> Scheduler<'a> {
+    pub fn new(
+        pipeline: &'a Pipeline,
+        graph: &'a Graph,
+        settings: &'a Settings,
+        progress: &'a mut Progress,
+        log_dir: PathBuf,
+        interrupted: Arc<AtomicBool>,
+    ) -> Scheduler<'a> {
+        let n = pipeline.steps.len();
+        Scheduler {
+            pipeline,
+            graph,
+            settings,
+            progress,
+            log_dir,
+            interrupted,
+            results: vec![None; n],
+            phase: 0,
+            remaining: vec![0; n],
+            to_settle: BTreeSet::new(),
+            ready: BTreeSet::new(),
+            running: HashMap::new(),
+            build_failing: false,
+            started_jobs: 0,
+            events: mpsc::channel(),
+        }
+    }
+
+    /// Runs every phase; returns each step's record and whether Ctrl-C stopped the run.
+    pub fn run(mut self) -> (Vec<Record>, bool) {
+        let mut stopped: Option<String> = None;
+        for (index, phase) in self.pipeline.phases.iter().enumerate() {
+            self.phase = index;
+            if let Some(reason) = &stopped {
+                for &id in &phase.all {
+                    self.results[id] =
+                        Some(record(Outcome::NotRun(Why::PhaseStopped(reason.clone()))));
+                }
+                continue;
+            }
+            let jobs = phase
+                .all
+                .iter()
+                .filter(|&&id| self.pipeline.steps[id].is_job())
+                .count();
+            let skipped = self.start_phase();
+            self.progress.phase(&phase.name, jobs, skipped);
+            self.drive();
+            stopped = self.verdict();
+        }
+        let interrupted = self.interrupted.load(Ordering::SeqCst);
+        let results = self
+            .results
+            .into_iter()
+            .map(|r| r.expect("every step has an outcome"))
+            .collect();
+        (results, interrupted)
+    }
+
+    /// Settles what needs no running and queues what can start; returns
+    /// how many of the phase's jobs are skipped.
+    fn start_phase(&mut self) -> usize {
+        let phase = &self.pipeline.phases[self.phase];
+        // Skipped and filtered steps are settled at once, as Buildkite shows
+        // them skipped as soon as they are uploaded. Nothing waits on them
+        // yet, so there is nothing to propagate; and there may be thousands
+        // ("Target has not changed"), so they are counted, not each shown.
+        let mut skipped = 0;
+        for &id in &phase.all {
+            if let Some(reason) = self.skip_reason(id) {
+                skipped += usize::from(self.pipeline.steps[id].is_job());
+                self.results[id] = Some(record(Outcome::Skipped(reason)));
+            }
+        }
+        for &id in &phase.all {
+            if self.results[id].is_some() {
+                continue;
+            }
+            let waiting = self.graph.prereqs[id]
+                .iter()
+                .filter(|e| self.results[e.on].is_none())
+                .count();
+            self.remaining[id] = waiting;
+            if waiting == 0 {
+                self.to_settle.insert(id);
+            }
+        }
+        skipped
+    }
+
+    fn skip_reason(&self, id: StepId) -> Option<String> {
+        let step = &self.pipeline.steps[id];
+        if let Some(reason) = &self.graph.filtered[id] {
+            return Some(reason.clone());
+        }
+        if matches!(step.kind, Kind::Group { .. }) {
+            return None; // a group's `skip` is applied to its steps
+        }
+        step.skip.clone().or_else(|| {
+            step.parent
+                .and_then(|p| self.pipeline.steps[p].skip.clone())
+        })
+    }
+
+    /// Settles, starts and waits until the phase has nothing left to do.
+    fn drive(&mut self) {
+        loop {
+            while let Some(id) = self.to_settle.pop_first() {
+                self.settle(id);
+            }
+            if self.interrupted.load(Ordering::SeqCst) {
+                self.stop_all(StopReason::Interrupted);
+            } else {
+                while self.running.len() < self.settings.jobs {
+                    let Some(id) = self.ready.pop_first() else {
+                        break;
+                    };
+                    self.start(id);
+                }
+            }
+            if self.running.is_empty() && self.to_settle.is_empty() {
+                if self.ready.is_empty() || self.interrupted.load(Ordering::SeqCst) {
+                    break;
+                }
+                continue;
+            }
+            match self.events.1.recv_timeout(POLL) {
+                Ok(exit) => self.exited(exit),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => unreachable!("the scheduler holds a sender"),
+            }
+            self.check_deadlines();
+        }
+        // Only an interruption leaves steps behind: they never start.
+        let phase = &self.pipeline.phases[self.phase];
+        for &id in &phase.all {
+            if self.results[id].is_none() {
+                self.results[id] = Some(record(Outcome::NotRun(Why::Interrupted)));
+            }
+        }
+        self.ready.clear();
+    }
+
+    /// Decides a step whose prerequisites have all finished.
+    fn settle(&mut self, id: StepId) {
+        let step = &self.pipeline.steps[id];
+        if self.interrupted.load(Ordering::SeqCst) {
+            return; // left for the sweep at the end of `drive`
+        }
+        if let Kind::Group { children } = &step.kind {
+            let outcome = self.group_outcome(children);
+            return self.finish(id, record(outcome));
+        }
+        let mut stuck = None;
+        for edge in &self.graph.prereqs[id] {
+            let done = self.results[edge.on]
+                .as_ref()
+                .expect("settled after its prerequisites");
+            match done.outcome.effect(edge.on) {
+                Effect::Satisfied => {}
+                Effect::Broken if edge.allow_failure => {}
+                Effect::Broken => {
+                    return self
+                        .finish(id, record(Outcome::NotRun(Why::DependencyFailed(edge.on))));
+                }
+                Effect::Stuck(block) => stuck = stuck.or(Some(block)),
+            }
+        }
+        if let Some(block) = stuck {
+            return self.finish(id, record(Outcome::NotRun(Why::Blocked(block))));
+        }
+        let outcome = match &step.kind {
+            Kind::Wait { .. } => Outcome::Passed,
+            Kind::Block | Kind::Input if self.settings.unblock => Outcome::Unblocked,
+            Kind::Block | Kind::Input => Outcome::Blocked,
+            Kind::Trigger => Outcome::Skipped("trigger steps are not run locally".to_owned()),
+            Kind::Command(command) if command.script.is_none() => {
+                Outcome::Skipped("only plugins, which treekite run does not run".to_owned())
+            }
+            Kind::Command(command) if command.cancel_on_build_failing && self.build_failing => {
+                Outcome::NotRun(Why::BuildFailing)
+            }
+            Kind::Command(_) => {
+                self.ready.insert(id);
+                return;
+            }
+            Kind::Group { .. } => unreachable!("handled above"),
+        };
+        self.finish(id, record(outcome));
+    }
+
+    fn group_outcome(&self, children: &[StepId]) -> Outcome {
+        let mut stuck = None;
+        for &child in children {
+            match self.results[child]
+                .as_ref()
+                .expect("group settles after its steps")
+                .outcome
+                .effect(child)
+            {
+                Effect::Satisfied => {}
+                Effect::Broken => return Outcome::Failed(Failure::InGroup),
+                Effect::Stuck(block) => stuck = stuck.or(Some(block)),
+            }
+        }
+        stuck.map_or(Outcome::Passed, |block| {
+            Outcome::NotRun(Why::Blocked(block))
+        })
+    }
+
+    fn start(&mut self, id: StepId) {
+        let step = &self.pipeline.steps[id];
+        let Kind::Command(command) = &step.kind else {
+            unreachable!("only command steps get ready")
+        };
+        let script = command
+            .script
+            .as_deref()
+            .expect("steps without a script are skipped");
+        self.started_jobs += 1;
+        let log = self.log_dir.join(format!(
+            "{:03}-{}.log",
+            self.started_jobs,
+            slug(step.key.as_deref().unwrap_or(&step.label))
+        ));
+        let spec = job::Spec {
+            script,
+            dir: &self.settings.root,
+            env: self.settings.step_env(self.pipeline, id),
+            log: log.clone(),
+        };
+        let started = Instant::now();
+        match job::spawn(id, spec, self.events.0.clone()) {
+            Ok(pgid) => {
+                self.progress.started(self.pipeline, id);
+                let deadline = command.timeout.map(|t| started + t);
+                self.running.insert(
+                    id,
+                    Running {
+                        pgid,
+                        started,
+                        log,
+                        deadline,
+                        stopping: None,
+                    },
+                );
+            }
+            Err(error) => {
+                let outcome = Outcome::Failed(Failure::Error(format!("{error:#}")));
+                self.finish(
+                    id,
+                    Record {
+                        outcome,
+                        duration: None,
+                        log: None,
+                    },
+                );
+            }
+        }
+    }
+
+    fn exited(&mut self, exit: Exit) {
+        let Some(run) = self.running.remove(&exit.id) else {
+            return;
+        };
+        let Kind::Command(command) = &self.pipeline.steps[exit.id].kind else {
+            unreachable!()
+        };
+        let outcome = match (run.stopping, exit.status) {
+            (Some((StopReason::Interrupted, ..)), _) => Outcome::Canceled("interrupted"),
+            (Some((StopReason::BuildFailing, ..)), _) => {
+                Outcome::Canceled("the build is failing (cancel_on_build_failing)")
+            }
+            (Some((StopReason::TimedOut, ..)), _) => {
+                Outcome::Failed(Failure::TimedOut(command.timeout.unwrap_or_default()))
+            }
+            (None, Err(error)) => {
+                Outcome::Failed(Failure::Error(format!("waiting for the step: {error}")))
+            }
+            (None, Ok(status)) => match job::exit_code(&status) {
+                0 => Outcome::Passed,
+                code if command.soft_fail.allows(code) => Outcome::SoftFailed(code),
+                code => Outcome::Failed(Failure::Exit(code)),
+            },
+        };
+        let duration = exit.at.saturating_duration_since(run.started);
+        self.finish(
+            exit.id,
+            Record {
+                outcome,
+                duration: Some(duration),
+                log: Some(run.log),
+            },
+        );
+    }
+
+    fn finish(&mut self, id: StepId, record: Record) {
+        if self.pipeline.steps[id].is_job() {
+            self.progress.finished(self.pipeline, id, &record);
+        }
+        let failed = record.outcome.is_hard_failure() && self.pipeline.steps[id].is_job();
+        self.results[id] = Some(record);
+        if failed && !self.build_failing {
+            self.build_failing = true;
+            self.cancel_on_build_failing();
+        }
+        for &dependent in &self.graph.dependents[id] {
+            if self.pipeline.steps[dependent].phase != self.phase
+                || self.results[dependent].is_some()
+            {
+                continue;
+            }
+            self.remaining[dependent] -= 1;
+            if self.remaining[dependent] == 0 {
+                self.to_settle.insert(dependent);
+            }
+        }
+    }
+
+    fn cancel_on_build_failing(&mut self) {
+        let pipeline = self.pipeline;
+        let cancel = |id: &StepId| matches!(&pipeline.steps[*id].kind, Kind::Command(c) if c.cancel_on_build_failing);
+        for (_, run) in self.running.iter_mut().filter(|(id, _)| cancel(id)) {
+            stop(run, StopReason::BuildFailing);
+        }
+    }
+
+    fn stop_all(&mut self, reason: StopReason) {
+        for run in self.running.values_mut() {
+            stop(run, reason);
+        }
+    }
+
+    /// Timeouts, and SIGKILL for steps that outlived their grace period.
+    fn check_deadlines(&mut self) {
+        let now = Instant::now();
+        for run in self.running.values_mut() {
+            if run.deadline.is_some_and(|d| now >= d) {
+                stop(run, StopReason::TimedOut);
+            }
+            if let Some((_, sent, killed @ false)) = &mut run.stopping
+                && now.duration_since(*sent) >= KILL_GRACE
+            {
+                job::signal_group(run.pgid, libc::SIGKILL);
+                *killed = true;
+            }
+        }
+    }
+
+    /// Why the next phases cannot run, if they cannot.
+    fn verdict(&self) -> Option<String> {
+        let phase = &self.pipeline.phases[self.phase];
+        if self.interrupted.load(Ordering::SeqCst) {
+            return Some("interrupted".to_owned());
+        }
+        let outcomes = || {
+            phase
+                .all
+                .iter()
+                .map(|&id| (id, &self.results[id].as_ref().expect("settled").outcome))
+        };
+        if outcomes().any(|(id, o)| o.is_hard_failure() && self.pipeline.steps[id].is_job()) {
+            return Some(format!("phase {} failed", phase.name));
+        }
+        outcomes()
+            .find_map(|(id, o)| match o.effect(id) {
+                Effect::Stuck(block) => Some(block),
+                _ => None,
+            })
+            .map(|block| {
+                format!(
+                    "phase {} stopped at block step {:?}",
+                    phase.name, self.pipeline.steps[block].label
+                )
+            })
+    }
+}
+
+/// Sends SIGTERM to a running step's group, once.
+fn stop(run: &mut Running, reason: StopReason) {
+    if run.stopping.is_none() {
+        job::signal_group(run.pgid, libc::SIGTERM);
+        run.stopping = Some((reason, Instant::now(), false));
+    }
+}
+
+fn record(outcome: Outcome) -> Record {
+    Record {
+        outcome,
+        duration: None,
+        log: None,
+    }
+}
+
+/// A file-name-safe form of a step's key or label.
+fn slug(text: &str) -> String {
+    let slug: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let slug = slug.trim_matches('-');
+    let slug: String = slug.chars().take(60).collect();
+    if slug.is_empty() {
+        "step".to_owned()
+    } else {
+        slug
+    }
+}
