@@ -11,7 +11,9 @@ use crate::{gcroot, nix, source};
 
 pub fn run(args: &ExecArgs) -> Result<u8> {
     if args.source.drvs.len() != 1 {
-        return Err(bad_input("treekite exec runs one script; pass exactly one --drv"));
+        return Err(bad_input(
+            "treekite exec runs one script; pass exactly one --drv",
+        ));
     }
     let drv = source::resolve(&args.source)?.remove(0);
     let output = drv.pick_output(None)?;

@@ -29,7 +29,9 @@ pub fn default_dir() -> Result<PathBuf> {
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The default link name for `output` of `drv_path`: its hash and name, so
@@ -37,14 +39,21 @@ fn env_path(name: &str) -> Option<PathBuf> {
 pub fn default_name(drv_path: &str, output: &str) -> String {
     let base = drv_path.rsplit('/').next().unwrap_or(drv_path);
     let stem = base.strip_suffix(".drv").unwrap_or(base);
-    if output == "out" { stem.to_owned() } else { format!("{stem}-{output}") }
+    if output == "out" {
+        stem.to_owned()
+    } else {
+        format!("{stem}-{output}")
+    }
 }
 
 /// Absolute form of a link path whose directory must already exist.
 pub fn absolute_link(link: &Path) -> Result<PathBuf> {
-    let name = link
-        .file_name()
-        .ok_or_else(|| bad_input(format!("--out-link {} does not name a file", link.display())))?;
+    let name = link.file_name().ok_or_else(|| {
+        bad_input(format!(
+            "--out-link {} does not name a file",
+            link.display()
+        ))
+    })?;
     let parent = match link.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -56,7 +65,10 @@ pub fn absolute_link(link: &Path) -> Result<PathBuf> {
         ))
     })?;
     if !dir.is_dir() {
-        return Err(bad_input(format!("{} (directory of --out-link) is not a directory", dir.display())));
+        return Err(bad_input(format!(
+            "{} (directory of --out-link) is not a directory",
+            dir.display()
+        )));
     }
     Ok(dir.join(name))
 }
@@ -128,8 +140,15 @@ fn replace_symlink(link: &Path, target: &Path) -> io::Result<()> {
     if !dir.exists() {
         std::fs::create_dir_all(dir)?;
     }
-    let name = link.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let temp = dir.join(format!(".{name}.treekite-{}-{}", std::process::id(), unique()));
+    let name = link
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temp = dir.join(format!(
+        ".{name}.treekite-{}-{}",
+        std::process::id(),
+        unique()
+    ));
     symlink(target, &temp)?;
     std::fs::rename(&temp, link).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);
