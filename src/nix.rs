@@ -68,6 +68,9 @@ pub fn instantiate_attr(root: &Path, attr_path: &[String]) -> Result<String> {
         .args(["--argstr", "attrPathJSON", &json])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        // `output()` would capture stderr too, hiding the evaluation error
+        // that our own message points the reader to.
+        .stderr(Stdio::inherit())
         .output()
         .context("running nix-instantiate (is Nix installed and on PATH?)")?;
     if !output.status.success() {

@@ -756,6 +756,19 @@ fn a_deleted_drv_whose_attribute_is_gone_names_the_missing_name() {
     assert!(f.links().is_empty());
 }
 
+#[test]
+fn a_deleted_drv_whose_depot_fails_to_evaluate_exits_1() {
+    let f = Fixture::new(r#"t = sh "t" "echo t > $out";"#);
+    let (drv, _) = f.target("t");
+    delete_from_store(&drv);
+    f.depot
+        .write("default.nix", "{ ... }: { t = throw \"depot is broken\"; }");
+    let result = f.build(&["--drv", &drv, "--attr-path", r#"["t"]"#]);
+    assert_failed(&result, &["t"]);
+    assert!(String::from_utf8_lossy(&result.stderr).contains("depot is broken"));
+    assert!(f.links().is_empty());
+}
+
 // --- bad input ---------------------------------------------------------------
 
 #[test]
