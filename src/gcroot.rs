@@ -18,13 +18,26 @@ use nix_derivation::{HashAlgorithm, hash_bytes, nixbase32};
 use crate::exit::bad_input;
 
 /// Where links go when the caller names none: outside any work tree.
+///
+/// The result is absolute: Nix resolves the indirect-root registration
+/// against its own directory, so a relative link path would register
+/// nothing (and Nix would delete the registration as stale).
 pub fn default_dir() -> Result<PathBuf> {
     if let Some(dir) = env_path("TREEKITE_GCROOTS") {
-        return Ok(dir);
+        return std::path::absolute(&dir)
+            .with_context(|| format!("making TREEKITE_GCROOTS={} absolute", dir.display()));
     }
+    // The XDG spec says a relative XDG_STATE_HOME is invalid and to be ignored.
     let state = env_path("XDG_STATE_HOME")
-        .or_else(|| env_path("HOME").map(|home| home.join(".local/state")))
-        .context("neither TREEKITE_GCROOTS, XDG_STATE_HOME nor HOME is set; set TREEKITE_GCROOTS to a directory for GC roots")?;
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| {
+            env_path("HOME")
+                .filter(|home| home.is_absolute())
+                .map(|home| home.join(".local/state"))
+        })
+        .context(
+            "no TREEKITE_GCROOTS, nor an absolute XDG_STATE_HOME or HOME; set TREEKITE_GCROOTS",
+        )?;
     Ok(state.join("treekite/gcroots"))
 }
 

@@ -344,6 +344,49 @@ fn default_links_live_under_xdg_state_home_then_home() {
     assert!(roots_of(&out).contains(&link.to_str().unwrap().to_owned()));
 }
 
+#[test]
+fn a_relative_gcroots_directory_still_gives_a_root_nix_finds() {
+    let f = Fixture::new(r#"t = sh "t" "echo t > $out";"#);
+    let (drv, out) = f.target("t");
+    let cwd = tempfile::tempdir().unwrap();
+    let result = treekite(f.gcroots.path())
+        .env("TREEKITE_GCROOTS", "roots")
+        .args(["build", "--drv", &drv])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert_prints(&result, &[&out]);
+    let link = cwd
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("roots")
+        .join(f.default_link(&drv, "out").file_name().unwrap());
+    assert_eq!(link_target(&link), out);
+    assert_eq!(roots_of(&out), vec![link.to_str().unwrap().to_owned()]);
+}
+
+#[test]
+fn a_relative_xdg_state_home_is_ignored_as_the_xdg_spec_says() {
+    let f = Fixture::new(r#"t = sh "t" "echo t > $out";"#);
+    let (drv, out) = f.target("t");
+    let cwd = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let result = treekite(f.gcroots.path())
+        .env_remove("TREEKITE_GCROOTS")
+        .env("XDG_STATE_HOME", "state")
+        .env("HOME", home.path())
+        .args(["build", "--drv", &drv])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert_prints(&result, &[&out]);
+    assert!(entries(cwd.path()).is_empty());
+    let name = f.default_link(&drv, "out").file_name().unwrap().to_owned();
+    let link = home.path().join(".local/state/treekite/gcroots").join(name);
+    assert_eq!(link_target(&link), out);
+}
+
 // --- out-links and git -----------------------------------------------------
 
 #[test]
