@@ -910,3 +910,17 @@ fn an_out_link_in_a_missing_directory_is_bad_input() {
     assert!(f.links().is_empty());
     assert!(!Path::new(&out).exists());
 }
+
+#[test]
+fn a_command_line_clap_rejects_is_bad_input_on_one_line() {
+    let f = Fixture::new(r#"t = sh "t" "echo t > $out";"#);
+    let (drv, _) = f.target("t");
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("result");
+    let link = link.to_str().unwrap();
+    let conflicting = f.build(&["--drv", &drv, "--out-link", link, "--no-out-link"]);
+    assert_bad_input(&conflicting, &["--out-link", "--no-out-link", "--help"]);
+    assert!(entries(dir.path()).is_empty());
+    assert_bad_input(&f.build(&["--out-link", link]), &["--drv"]);
+    assert_bad_input(&f.build(&["--drv", &drv, "--dr"]), &["'--dr'", "tip"]);
+}
