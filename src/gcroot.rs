@@ -83,7 +83,24 @@ pub fn absolute_link(link: &Path) -> Result<PathBuf> {
             dir.display()
         )));
     }
-    Ok(dir.join(name))
+    let link = dir.join(name);
+    // Only a previous link is ours to replace. Anything else is the user's:
+    // renaming over a file loses it, and a directory would make the build
+    // fail only after its name went into .git/info/exclude, hiding it.
+    if let Ok(meta) = std::fs::symlink_metadata(&link)
+        && !meta.file_type().is_symlink()
+    {
+        let what = if meta.is_dir() {
+            "is a directory"
+        } else {
+            "exists and is not a symlink"
+        };
+        return Err(bad_input(format!(
+            "--out-link {} {what}; treekite replaces only symlinks (earlier results), so name a path that is free or a link",
+            link.display()
+        )));
+    }
+    Ok(link)
 }
 
 /// Points `link` (absolute) at `target` atomically and registers it as an

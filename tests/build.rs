@@ -912,6 +912,35 @@ fn an_out_link_in_a_missing_directory_is_bad_input() {
 }
 
 #[test]
+fn an_out_link_onto_a_directory_or_file_is_bad_input_and_hides_nothing() {
+    let f = Fixture::new(r#"t = sh "t" "echo t > $out";"#);
+    let (drv, out) = f.target("t");
+    let checkout = Checkout::new();
+    std::fs::create_dir(checkout.path().join("build")).unwrap();
+    std::fs::write(checkout.path().join("build/notes"), "mine\n").unwrap();
+    std::fs::write(checkout.path().join("draft"), "mine\n").unwrap();
+    let status = checkout.status();
+    assert_eq!(status, "?? build/notes\n?? draft\n");
+    let exclude = checkout.exclude();
+    for (name, mention) in [("build", "is a directory"), ("draft", "is not a symlink")] {
+        let link = checkout.path().join(name);
+        let result = f.build(&["--drv", &drv, "--out-link", link.to_str().unwrap()]);
+        assert_bad_input(&result, &[name, mention]);
+    }
+    assert_eq!(
+        checkout.status(),
+        status,
+        "the user's files stay visible to git"
+    );
+    assert_eq!(checkout.exclude(), exclude);
+    assert_eq!(
+        std::fs::read_to_string(checkout.path().join("draft")).unwrap(),
+        "mine\n"
+    );
+    assert!(!Path::new(&out).exists());
+}
+
+#[test]
 fn a_command_line_clap_rejects_is_bad_input_on_one_line() {
     let f = Fixture::new(r#"t = sh "t" "echo t > $out";"#);
     let (drv, _) = f.target("t");
