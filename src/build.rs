@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::BuildArgs;
 use crate::exit::bad_input;
-use crate::{gcroot, gitexclude, nix, source};
+use crate::{gcroot, nix, source};
 
 /// One requested output and where its GC-root link goes.
 struct Wanted {
@@ -59,7 +59,6 @@ fn realise_linked(wanted: &[Wanted]) -> Result<()> {
     let result = (|| {
         for w in wanted {
             if let Some(link) = &w.link {
-                gitexclude::hide(link)?;
                 gcroot::place(link, &w.store_path)?;
                 placed.push(link.clone());
             }

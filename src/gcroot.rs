@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use nix_derivation::{HashAlgorithm, hash_bytes, nixbase32};
 
 use crate::exit::bad_input;
+use crate::gitexclude;
 
 /// Where links go when the caller names none: outside any work tree.
 ///
@@ -104,8 +105,16 @@ pub fn absolute_link(link: &Path) -> Result<PathBuf> {
 }
 
 /// Points `link` (absolute) at `target` atomically and registers it as an
-/// indirect GC root. Concurrent calls for one link all succeed.
+/// indirect GC root, keeping it out of `git status` when it lands in a work
+/// tree. Concurrent calls for one link all succeed.
 pub fn place(link: &Path, target: &str) -> Result<()> {
+    let dir = link.parent().context("a link path has a directory")?;
+    // Made before asking git about it: git cannot look into a directory
+    // that does not exist yet, so the link would go unexcluded.
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating {} for GC-root links", dir.display()))?;
+    // Excluded before it exists, so `git status` never shows it.
+    gitexclude::hide(link)?;
     replace_symlink(link, Path::new(target))
         .with_context(|| format!("making GC-root link {}", link.display()))?;
     register(link)

@@ -390,6 +390,25 @@ fn a_relative_xdg_state_home_is_ignored_as_the_xdg_spec_says() {
 // --- out-links and git -----------------------------------------------------
 
 #[test]
+fn default_links_that_land_in_a_checkout_are_excluded_too() {
+    let f = Fixture::new(r#"t = sh "t" "echo t > $out";"#);
+    let (drv, out) = f.target("t");
+    let checkout = Checkout::new();
+    // A directory that does not exist yet, inside the work tree.
+    let roots = checkout.path().join(".cache/gcroots");
+    let result = treekite(&roots)
+        .args(["build", "--drv", &drv])
+        .output()
+        .unwrap();
+    assert_prints(&result, &[&out]);
+    assert_eq!(checkout.status(), "");
+    assert_eq!(
+        link_target(&roots.join(f.default_link(&drv, "out").file_name().unwrap())),
+        out
+    );
+}
+
+#[test]
 fn an_out_link_in_a_checkout_is_excluded_once_and_never_dirties_it() {
     let f = Fixture::new(r#"t = sh "t" "echo t > $out";"#);
     let (drv, out) = f.target("t");

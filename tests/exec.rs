@@ -167,6 +167,26 @@ fn the_checkout_is_left_as_it_was_and_the_root_lives_outside() {
 }
 
 #[test]
+fn a_gcroots_directory_inside_the_checkout_does_not_dirty_it() {
+    let f = Fixture::new();
+    let drv = f.drv("inBin");
+    let checkout = Checkout::new();
+    let result = treekite(f.gcroots.path())
+        .env("TREEKITE_GCROOTS", ".gcroots")
+        .args(["exec", "--drv", &drv])
+        .current_dir(checkout.path())
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(entries(&checkout.path().join(".gcroots")).len(), 1);
+    assert_eq!(checkout.status(), "");
+}
+
+#[test]
 fn a_deleted_script_drv_is_rebuilt_from_its_attr_path() {
     let f = Fixture::new();
     let drv = f.drv("args");
