@@ -18,9 +18,6 @@ pub fn hide(path: &Path) -> Result<()> {
     let Some(repo) = Repo::find(dir)? else {
         return Ok(());
     };
-    if repo.ignores(path)? {
-        return Ok(());
-    }
     let relative = path.strip_prefix(&repo.top).with_context(|| {
         format!(
             "{} is not below the work tree {}",
@@ -28,7 +25,17 @@ pub fn hide(path: &Path) -> Result<()> {
             repo.top.display()
         )
     })?;
-    let pattern = anchored_pattern(relative)?;
+    let pattern = anchored_pattern(relative);
+    // A re-run finds the line it added before: no need to ask git again.
+    if let Ok(pattern) = &pattern
+        && has_line(&repo.exclude_file, pattern)
+    {
+        return Ok(());
+    }
+    if repo.ignores(path)? {
+        return Ok(());
+    }
+    let pattern = pattern?;
     add_line(&repo.exclude_file, &pattern)
         .with_context(|| format!("adding {pattern:?} to {}", repo.exclude_file.display()))
 }
@@ -103,6 +110,11 @@ fn anchored_pattern(relative: &Path) -> Result<String> {
         pattern.insert(pattern.len() - 1, '\\');
     }
     Ok(pattern)
+}
+
+/// Whether `file` holds `line` (a missing or unreadable file holds nothing).
+fn has_line(file: &Path, line: &str) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|contents| contents.lines().any(|l| l == line))
 }
 
 /// Appends `line` to `file` unless it is there, holding a lock so that many
