@@ -179,15 +179,9 @@ fn replace_symlink(link: &Path, target: &Path) -> io::Result<()> {
     if !dir.exists() {
         std::fs::create_dir_all(dir)?;
     }
-    let name = link
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temp = dir.join(format!(
-        ".{name}.treekite-{}-{}",
-        std::process::id(),
-        unique()
-    ));
+    // Not named after the link: a link name near the 255-byte limit (a
+    // long derivation name) would make the temporary name too long.
+    let temp = dir.join(format!(".treekite-{}-{}.tmp", std::process::id(), unique()));
     symlink(target, &temp)?;
     std::fs::rename(&temp, link).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);

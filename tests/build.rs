@@ -302,6 +302,21 @@ fn the_default_link_is_a_gc_root_that_protects_the_output() {
 }
 
 #[test]
+fn links_may_have_names_as_long_as_the_file_system_allows() {
+    // 207 characters: the longest name a .drv can have (211 with ".drv").
+    let name = "x".repeat(207);
+    let f = Fixture::new(&format!(r#"long = sh "{name}" "echo long > $out";"#));
+    let (drv, out) = f.target("long");
+    assert_prints(&f.build(&["--drv", &drv]), &[&out]);
+    assert_eq!(link_target(&f.default_link(&drv, "out")), out);
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("r".repeat(255));
+    let result = f.build(&["--drv", &drv, "--out-link", link.to_str().unwrap()]);
+    assert_prints(&result, &[&out]);
+    assert_eq!(link_target(&link), out);
+}
+
+#[test]
 fn no_out_link_makes_no_link() {
     let f = Fixture::new(r#"loose = sh "loose" "echo loose > $out";"#);
     let (drv, out) = f.target("loose");
