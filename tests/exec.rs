@@ -26,6 +26,13 @@ const SCRIPTS: &str = r##"
     #!/bin/sh
     echo "from bin: $1"
   '';
+  # As nixpkgs' wrapProgram leaves it: the program and a hidden original.
+  wrapped = drv { name = "wrapped"; args = [ "-c" ''
+    /bin/busybox mkdir -p $out/bin
+    printf '#!/bin/sh\necho wrapped "$@"\n' > $out/bin/.tool-wrapped
+    printf '#!/bin/sh\nexec %s/bin/.tool-wrapped "$@"\n' $out > $out/bin/tool
+    /bin/busybox chmod 555 $out/bin/tool $out/bin/.tool-wrapped
+  '' ]; };
   twoBins = drv { name = "two-bins";
     args = [ "-c" "/bin/busybox mkdir -p $out/bin && /bin/busybox touch $out/bin/a $out/bin/b" ]; };
   emptyDir = drv { name = "empty-dir"; args = [ "-c" "/bin/busybox mkdir -p $out/bin" ]; };
@@ -125,6 +132,19 @@ fn a_directory_output_runs_its_one_file_in_bin() {
         String::from_utf8_lossy(&result.stderr)
     );
     assert_eq!(stdout(&result), "from bin: arg\n");
+}
+
+#[test]
+fn hidden_files_in_bin_are_not_candidates() {
+    let f = Fixture::new();
+    let drv = f.drv("wrapped");
+    let result = f.exec(f.depot.path(), &["--drv", &drv, "--", "x"]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(stdout(&result), "wrapped x\n");
 }
 
 #[test]
