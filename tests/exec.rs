@@ -16,6 +16,10 @@ const SCRIPTS: &str = r##"
     for arg in "$@"; do printf '<%s>\n' "$arg"; done
     exit 3
   '';
+  killed = script "killed" ''
+    #!/bin/sh
+    kill -TERM $$
+  '';
   where = script "where" ''
     #!/bin/sh
     pwd
@@ -92,6 +96,18 @@ fn arguments_and_the_exit_code_pass_through() {
         String::from_utf8_lossy(&result.stderr)
     );
     assert_eq!(stdout(&result), "<a b>\n<>\n<$HOME>\n<--drv>\n<é\nx>\n");
+}
+
+#[test]
+fn a_script_killed_by_a_signal_exits_128_plus_its_number_as_in_a_shell() {
+    let f = Fixture::new();
+    let result = f.exec(f.depot.path(), &["--drv", &f.drv("killed")]);
+    assert_eq!(
+        result.status.code(),
+        Some(128 + 15),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
 }
 
 #[test]
