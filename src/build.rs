@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::BuildArgs;
 use crate::exit::bad_input;
-use crate::{gcroot, gitexclude, nix, source};
+use crate::{gcroot, nix, source};
 
 /// One requested output and where its GC-root link goes.
 struct Wanted {
@@ -18,9 +18,15 @@ struct Wanted {
 
 pub fn run(args: &BuildArgs) -> Result<()> {
     if args.source.drvs.len() > 1 && args.out_link.is_some() {
-        return Err(bad_input("--out-link names one link, so it takes one --drv; drop it to keep several targets' links outside the work tree"));
+        return Err(bad_input(
+            "--out-link names one link, so it takes one --drv; drop it to keep several targets' links outside the work tree",
+        ));
     }
-    let out_link = args.out_link.as_deref().map(gcroot::absolute_link).transpose()?;
+    let out_link = args
+        .out_link
+        .as_deref()
+        .map(gcroot::absolute_link)
+        .transpose()?;
     let drvs = source::resolve(&args.source)?;
     let mut wanted = Vec::with_capacity(drvs.len());
     for drv in &drvs {
@@ -28,9 +34,15 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         let link = match (&out_link, args.no_out_link) {
             (_, true) => None,
             (Some(link), false) => Some(link.clone()),
-            (None, false) => Some(gcroot::default_dir()?.join(gcroot::default_name(&drv.path, output))),
+            (None, false) => {
+                Some(gcroot::default_dir()?.join(gcroot::default_name(&drv.path, output)))
+            }
         };
-        wanted.push(Wanted { drv_path: drv.path.clone(), store_path: drv.output_path(output)?.to_owned(), link });
+        wanted.push(Wanted {
+            drv_path: drv.path.clone(),
+            store_path: drv.output_path(output)?.to_owned(),
+            link,
+        });
     }
     realise_linked(&wanted)?;
     let mut stdout = std::io::stdout().lock();
@@ -47,7 +59,6 @@ fn realise_linked(wanted: &[Wanted]) -> Result<()> {
     let result = (|| {
         for w in wanted {
             if let Some(link) = &w.link {
-                gitexclude::hide(link)?;
                 gcroot::place(link, &w.store_path)?;
                 placed.push(link.clone());
             }
@@ -56,7 +67,11 @@ fn realise_linked(wanted: &[Wanted]) -> Result<()> {
         nix::realise(&drv_paths)?;
         for w in wanted {
             if !std::path::Path::new(&w.store_path).exists() {
-                bail!("{} was built but its output {} is missing", w.drv_path, w.store_path);
+                bail!(
+                    "{} was built but its output {} is missing",
+                    w.drv_path,
+                    w.store_path
+                );
             }
         }
         Ok(())

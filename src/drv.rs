@@ -58,7 +58,10 @@ impl Drv {
 
     /// Parses the contents of the `.drv` at `path`.
     pub fn parse(path: &str, bytes: &[u8]) -> Result<Drv> {
-        let file_name = Path::new(path).file_name().and_then(|n| n.to_str()).unwrap_or(path);
+        let file_name = Path::new(path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(path);
         let name = file_name
             .strip_suffix(".drv")
             .and_then(|n| n.split_once('-').map(|(_, name)| name))
@@ -74,8 +77,16 @@ impl Drv {
                 (output.clone(), known.map(|p| p.to_absolute_path()))
             })
             .collect();
-        let input_drvs = drv.input_derivations().keys().map(|p| p.to_absolute_path()).collect();
-        Ok(Drv { path: path.to_owned(), outputs, input_drvs })
+        let input_drvs = drv
+            .input_derivations()
+            .keys()
+            .map(|p| p.to_absolute_path())
+            .collect();
+        Ok(Drv {
+            path: path.to_owned(),
+            outputs,
+            input_drvs,
+        })
     }
 
     /// The output to use: `requested` when given, else `out`, else the only one.

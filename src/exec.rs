@@ -11,7 +11,9 @@ use crate::{gcroot, nix, source};
 
 pub fn run(args: &ExecArgs) -> Result<u8> {
     if args.source.drvs.len() != 1 {
-        return Err(bad_input("treekite exec runs one script; pass exactly one --drv"));
+        return Err(bad_input(
+            "treekite exec runs one script; pass exactly one --drv",
+        ));
     }
     let drv = source::resolve(&args.source)?.remove(0);
     let output = drv.pick_output(None)?;
@@ -38,8 +40,18 @@ fn executable(output: &Path) -> Result<PathBuf> {
         return Ok(output.to_owned());
     }
     let bin = output.join("bin");
+    // Hidden files are never the entry point: nixpkgs' wrapProgram leaves
+    // the wrapped original as `bin/.NAME-wrapped` beside `bin/NAME`.
+    let visible = |path: &PathBuf| {
+        path.file_name()
+            .is_some_and(|n| !n.as_encoded_bytes().starts_with(b"."))
+    };
     let entries: Vec<PathBuf> = std::fs::read_dir(&bin)
-        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .map(|dir| {
+            dir.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|path| visible(path) && path.is_file())
+                .collect()
+        })
         .unwrap_or_default();
     match entries.as_slice() {
         [one] => Ok(one.clone()),

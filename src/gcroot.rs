@@ -16,20 +16,36 @@ use anyhow::{Context, Result};
 use nix_derivation::{HashAlgorithm, hash_bytes, nixbase32};
 
 use crate::exit::bad_input;
+use crate::gitexclude;
 
 /// Where links go when the caller names none: outside any work tree.
+///
+/// The result is absolute: Nix resolves the indirect-root registration
+/// against its own directory, so a relative link path would register
+/// nothing (and Nix would delete the registration as stale).
 pub fn default_dir() -> Result<PathBuf> {
     if let Some(dir) = env_path("TREEKITE_GCROOTS") {
-        return Ok(dir);
+        return std::path::absolute(&dir)
+            .with_context(|| format!("making TREEKITE_GCROOTS={} absolute", dir.display()));
     }
+    // The XDG spec says a relative XDG_STATE_HOME is invalid and to be ignored.
     let state = env_path("XDG_STATE_HOME")
-        .or_else(|| env_path("HOME").map(|home| home.join(".local/state")))
-        .context("neither TREEKITE_GCROOTS, XDG_STATE_HOME nor HOME is set; set TREEKITE_GCROOTS to a directory for GC roots")?;
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| {
+            env_path("HOME")
+                .filter(|home| home.is_absolute())
+                .map(|home| home.join(".local/state"))
+        })
+        .context(
+            "no TREEKITE_GCROOTS, nor an absolute XDG_STATE_HOME or HOME; set TREEKITE_GCROOTS",
+        )?;
     Ok(state.join("treekite/gcroots"))
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The default link name for `output` of `drv_path`: its hash and name, so
@@ -37,14 +53,21 @@ fn env_path(name: &str) -> Option<PathBuf> {
 pub fn default_name(drv_path: &str, output: &str) -> String {
     let base = drv_path.rsplit('/').next().unwrap_or(drv_path);
     let stem = base.strip_suffix(".drv").unwrap_or(base);
-    if output == "out" { stem.to_owned() } else { format!("{stem}-{output}") }
+    if output == "out" {
+        stem.to_owned()
+    } else {
+        format!("{stem}-{output}")
+    }
 }
 
 /// Absolute form of a link path whose directory must already exist.
 pub fn absolute_link(link: &Path) -> Result<PathBuf> {
-    let name = link
-        .file_name()
-        .ok_or_else(|| bad_input(format!("--out-link {} does not name a file", link.display())))?;
+    let name = link.file_name().ok_or_else(|| {
+        bad_input(format!(
+            "--out-link {} does not name a file",
+            link.display()
+        ))
+    })?;
     let parent = match link.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -56,14 +79,42 @@ pub fn absolute_link(link: &Path) -> Result<PathBuf> {
         ))
     })?;
     if !dir.is_dir() {
-        return Err(bad_input(format!("{} (directory of --out-link) is not a directory", dir.display())));
+        return Err(bad_input(format!(
+            "{} (directory of --out-link) is not a directory",
+            dir.display()
+        )));
     }
-    Ok(dir.join(name))
+    let link = dir.join(name);
+    // Only a previous link is ours to replace. Anything else is the user's:
+    // renaming over a file loses it, and a directory would make the build
+    // fail only after its name went into .git/info/exclude, hiding it.
+    if let Ok(meta) = std::fs::symlink_metadata(&link)
+        && !meta.file_type().is_symlink()
+    {
+        let what = if meta.is_dir() {
+            "is a directory"
+        } else {
+            "exists and is not a symlink"
+        };
+        return Err(bad_input(format!(
+            "--out-link {} {what}; treekite replaces only symlinks (earlier results), so name a path that is free or a link",
+            link.display()
+        )));
+    }
+    Ok(link)
 }
 
 /// Points `link` (absolute) at `target` atomically and registers it as an
-/// indirect GC root. Concurrent calls for one link all succeed.
+/// indirect GC root, keeping it out of `git status` when it lands in a work
+/// tree. Concurrent calls for one link all succeed.
 pub fn place(link: &Path, target: &str) -> Result<()> {
+    let dir = link.parent().context("a link path has a directory")?;
+    // Made before asking git about it: git cannot look into a directory
+    // that does not exist yet, so the link would go unexcluded.
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating {} for GC-root links", dir.display()))?;
+    // Excluded before it exists, so `git status` never shows it.
+    gitexclude::hide(link)?;
     replace_symlink(link, Path::new(target))
         .with_context(|| format!("making GC-root link {}", link.display()))?;
     register(link)
@@ -128,8 +179,9 @@ fn replace_symlink(link: &Path, target: &Path) -> io::Result<()> {
     if !dir.exists() {
         std::fs::create_dir_all(dir)?;
     }
-    let name = link.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let temp = dir.join(format!(".{name}.treekite-{}-{}", std::process::id(), unique()));
+    // Not named after the link: a link name near the 255-byte limit (a
+    // long derivation name) would make the temporary name too long.
+    let temp = dir.join(format!(".treekite-{}-{}.tmp", std::process::id(), unique()));
     symlink(target, &temp)?;
     std::fs::rename(&temp, link).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);

@@ -15,14 +15,27 @@ pub fn hide(path: &Path) -> Result<()> {
     if !inside_work_tree(dir) {
         return Ok(());
     }
-    let Some(repo) = Repo::find(dir)? else { return Ok(()) };
+    let Some(repo) = Repo::find(dir)? else {
+        return Ok(());
+    };
+    let relative = path.strip_prefix(&repo.top).with_context(|| {
+        format!(
+            "{} is not below the work tree {}",
+            path.display(),
+            repo.top.display()
+        )
+    })?;
+    let pattern = anchored_pattern(relative);
+    // A re-run finds the line it added before: no need to ask git again.
+    if let Ok(pattern) = &pattern
+        && has_line(&repo.exclude_file, pattern)
+    {
+        return Ok(());
+    }
     if repo.ignores(path)? {
         return Ok(());
     }
-    let relative = path.strip_prefix(&repo.top).with_context(|| {
-        format!("{} is not below the work tree {}", path.display(), repo.top.display())
-    })?;
-    let pattern = anchored_pattern(relative)?;
+    let pattern = pattern?;
     add_line(&repo.exclude_file, &pattern)
         .with_context(|| format!("adding {pattern:?} to {}", repo.exclude_file.display()))
 }
@@ -50,7 +63,10 @@ impl Repo {
         let text = String::from_utf8(output.stdout).context("git printed a non-UTF-8 path")?;
         let mut lines = text.lines();
         let (Some(top), Some(exclude)) = (lines.next(), lines.next()) else {
-            bail!("unexpected output from git rev-parse in {}: {text:?}", dir.display());
+            bail!(
+                "unexpected output from git rev-parse in {}: {text:?}",
+                dir.display()
+            );
         };
         let top = PathBuf::from(top).canonicalize()?;
         let exclude_file = dir.join(exclude); // relative paths are relative to `dir`
@@ -70,7 +86,10 @@ impl Repo {
 
 fn git(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
-    cmd.arg("-C").arg(dir).stdin(Stdio::null()).stdout(Stdio::piped());
+    cmd.arg("-C")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
     cmd
 }
 
@@ -93,14 +112,22 @@ fn anchored_pattern(relative: &Path) -> Result<String> {
     Ok(pattern)
 }
 
+/// Whether `file` holds `line` (a missing or unreadable file holds nothing).
+fn has_line(file: &Path, line: &str) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|contents| contents.lines().any(|l| l == line))
+}
+
 /// Appends `line` to `file` unless it is there, holding a lock so that many
 /// steps doing this at once add it once.
 fn add_line(file: &Path, line: &str) -> Result<()> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut handle =
-        std::fs::OpenOptions::new().read(true).append(true).create(true).open(file)?;
+    let mut handle = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(file)?;
     handle.lock()?;
     let mut contents = String::new();
     handle.read_to_string(&mut contents)?;
@@ -108,7 +135,11 @@ fn add_line(file: &Path, line: &str) -> Result<()> {
         return Ok(());
     }
     handle.seek(SeekFrom::End(0))?;
-    let separator = if contents.is_empty() || contents.ends_with('\n') { "" } else { "\n" };
+    let separator = if contents.is_empty() || contents.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
     handle.write_all(format!("{separator}{line}\n").as_bytes())?;
     Ok(())
 }
@@ -120,7 +151,10 @@ mod tests {
     #[test]
     fn patterns_are_anchored_and_escaped() {
         assert_eq!(anchored_pattern(Path::new("result")).unwrap(), "/result");
-        assert_eq!(anchored_pattern(Path::new("a b/[x]*?")).unwrap(), "/a b/\\[x]\\*\\?");
+        assert_eq!(
+            anchored_pattern(Path::new("a b/[x]*?")).unwrap(),
+            "/a b/\\[x]\\*\\?"
+        );
         assert_eq!(anchored_pattern(Path::new("trail ")).unwrap(), "/trail\\ ");
         assert!(anchored_pattern(Path::new("new\nline")).is_err());
     }

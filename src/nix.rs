@@ -23,8 +23,15 @@ pub fn realise(drvs: &[&str]) -> Result<()> {
         .status()
         .context("running nix-store (is Nix installed and on PATH?)")?;
     if !status.success() {
-        let what = if drvs.len() == 1 { drvs[0].to_owned() } else { format!("{} derivations", drvs.len()) };
-        bail!("building {what} failed ({}); see Nix's log above", describe(status));
+        let what = if drvs.len() == 1 {
+            drvs[0].to_owned()
+        } else {
+            format!("{} derivations", drvs.len())
+        };
+        bail!(
+            "building {what} failed ({}); see Nix's log above",
+            describe(status)
+        );
     }
     Ok(())
 }
@@ -47,20 +54,33 @@ pub fn instantiate_attr(root: &Path, attr_path: &[String]) -> Result<String> {
     let json = serde_json::to_string(attr_path)?;
     let shown = show_attr_path(attr_path);
     let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--read-write-mode", "--expr", SELECT_NIX])
+        .args([
+            "--eval",
+            "--strict",
+            "--json",
+            "--read-write-mode",
+            "--expr",
+            SELECT_NIX,
+        ])
         .arg("--argstr")
         .arg("root")
         .arg(root)
         .args(["--argstr", "attrPathJSON", &json])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        // `output()` would capture stderr too, hiding the evaluation error
+        // that our own message points the reader to.
+        .stderr(Stdio::inherit())
         .output()
         .context("running nix-instantiate (is Nix installed and on PATH?)")?;
     if !output.status.success() {
-        bail!("evaluating {shown} in {} failed; see Nix's error above", root.display());
+        bail!(
+            "evaluating {shown} in {} failed; see Nix's error above",
+            root.display()
+        );
     }
-    let selected: Selected = serde_json::from_slice(&output.stdout)
-        .context("reading nix-instantiate's answer")?;
+    let selected: Selected =
+        serde_json::from_slice(&output.stdout).context("reading nix-instantiate's answer")?;
     if let Some(name) = selected.missing {
         let at = show_attr_path(&selected.at.unwrap_or_default());
         let parent_type = selected.parent_type.unwrap_or_default();
@@ -92,9 +112,15 @@ pub fn show_attr_path(attr_path: &[String]) -> String {
         .iter()
         .map(|name| {
             let plain = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-'".contains(c))
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-'".contains(c))
                 && !name.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '\'');
-            if plain { name.clone() } else { serde_json::to_string(name).unwrap_or_default() }
+            if plain {
+                name.clone()
+            } else {
+                serde_json::to_string(name).unwrap_or_default()
+            }
         })
         .collect::<Vec<_>>()
         .join(".")
@@ -103,7 +129,10 @@ pub fn show_attr_path(attr_path: &[String]) -> String {
 /// A handle on our stderr for a child's stdout.
 pub fn stderr_handle() -> Result<Stdio> {
     use std::os::fd::AsFd;
-    let fd = std::io::stderr().as_fd().try_clone_to_owned().context("duplicating stderr")?;
+    let fd = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stderr")?;
     Ok(Stdio::from(fd))
 }
 

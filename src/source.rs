@@ -60,7 +60,11 @@ fn parse_attr_paths(source: &Source) -> Result<Vec<Vec<String>>> {
             source.attr_paths.len()
         )));
     }
-    source.attr_paths.iter().map(|text| parse_attr_path(text)).collect()
+    source
+        .attr_paths
+        .iter()
+        .map(|text| parse_attr_path(text))
+        .collect()
 }
 
 /// Parses a JSON list of strings, e.g. `["tools","a b"]`.
@@ -69,7 +73,10 @@ pub fn parse_attr_path(text: &str) -> Result<Vec<String>> {
         bad_input(format!("--attr-path {text:?} is not JSON ({e}); pass a JSON list of strings such as '[\"tools\",\"foo\"]'"))
     })?;
     let names = value.as_array().and_then(|items| {
-        items.iter().map(|item| item.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>()
+        items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
     });
     names.ok_or_else(|| {
         bad_input(format!(
@@ -79,8 +86,16 @@ pub fn parse_attr_path(text: &str) -> Result<Vec<String>> {
 }
 
 fn root_dir(root: Option<&Path>) -> Result<PathBuf> {
-    let Some(root) = root else { return Ok(std::env::current_dir()?) };
-    root.canonicalize().ok().filter(|dir| dir.is_dir()).ok_or_else(|| {
-        bad_input(format!("--root {} is not a directory; pass the repository root", root.display()))
-    })
+    let Some(root) = root else {
+        return Ok(std::env::current_dir()?);
+    };
+    root.canonicalize()
+        .ok()
+        .filter(|dir| dir.is_dir())
+        .ok_or_else(|| {
+            bad_input(format!(
+                "--root {} is not a directory; pass the repository root",
+                root.display()
+            ))
+        })
 }
