@@ -9,7 +9,9 @@ Exit status:
   0  success
   1  a build, an evaluation or a step failed
   2  bad input: a flag, a path or an attribute that does not make sense
-     (nothing was built or written)
+     (found before anything is built or written; only `exec` learns that
+     its script's output cannot be run after building it)
+  130 `treekite run` was interrupted
   `treekite exec` exits with the status of the script it ran.";
 
 /// Buildkite pipelines for readTree Nix monorepos, built without building anything.

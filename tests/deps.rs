@@ -194,3 +194,53 @@ fn treekite_batched(deps: &Deps) -> TempDir {
         .stderr(predicates::str::contains("treekite: warning: 10 jobs would exceed maxJobsPerBuild (5); built 9 targets in 3 steps of up to 3 targets each"));
     out
 }
+
+/// The batched pipeline really runs: every batch starts only after the
+/// batches it needs have passed, even with two steps at once.
+#[test]
+fn a_batched_pipeline_runs_in_dependency_order() {
+    let deps = Deps::new();
+    let out = treekite_batched(&deps);
+    let run = treekite()
+        .arg("run")
+        .arg(out.path().join("p"))
+        .args(["-j", "2", "--branch", "main", "--log-dir"])
+        .arg(out.path().join("logs"))
+        .arg("--root")
+        .arg(fixture())
+        .assert()
+        .success();
+    let stderr = String::from_utf8(run.get_output().stderr.clone()).unwrap();
+    let events: Vec<(String, String)> = stderr
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let (event, rest) = line.split_once("  ")?;
+            Some((event.to_owned(), rest.split("  (").next()?.to_owned()))
+        })
+        .filter(|(event, _)| event == "started" || event == "passed")
+        .collect();
+    let when = |event: &str, label: &str| {
+        events.iter().position(|(e, l)| e == event && l == label).unwrap_or_else(|| panic!("no {event} {label}: {stderr}"))
+    };
+    let steps = build_steps(&out);
+    let label_of: BTreeMap<String, String> =
+        steps.iter().map(|s| (s["key"].as_str().unwrap().to_owned(), s["label"].as_str().unwrap().to_owned())).collect();
+    let mut checked = 0;
+    for step in &steps {
+        for dep in step["depends_on"].as_array().into_iter().flatten() {
+            let needer = step["label"].as_str().unwrap();
+            let needed = &label_of[dep.as_str().unwrap()];
+            assert!(when("passed", needed) < when("started", needer), "{needer} started before {needed} passed:\n{stderr}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "too few edges to prove anything: {steps:#?}");
+    // Every target was built, each by its batch.
+    for attr in ["base", "top", "user", "viaTool"] {
+        let out_path = stdout_of(nix("nix-store").args(["--query", "--outputs"]).arg(
+            stdout_of(nix("nix-instantiate").arg(fixture()).args(["-A", attr, "--argstr", "nonce", &deps.nonce])).trim(),
+        ));
+        assert!(Path::new(out_path.trim()).exists(), "{attr} was not built");
+    }
+}

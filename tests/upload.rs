@@ -251,3 +251,24 @@ fn a_missing_agent_is_reported() {
         ))
         .stderr(predicate::str::contains("agent on PATH"));
 }
+
+/// `treekite pipeline` lists an empty phase in phases.json and writes no
+/// chunk for it (Buildkite refuses an empty upload): uploading it is a no-op,
+/// while a phase it does not list is still an error.
+#[test]
+fn a_phase_generated_empty_uploads_nothing() {
+    let build = Build::new();
+    build.chunks("build", 1);
+    std::fs::write(
+        build.path("pipeline/phases.json"),
+        r#"{"phases":[{"name":"build","chunks":1},{"name":"release","chunks":0}]}"#,
+    )
+    .unwrap();
+    build
+        .upload("release")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("phase release has no steps in this pipeline; nothing to upload"));
+    assert!(build.lines("uploads").is_empty());
+    build.upload("deploy").assert().code(2).stderr(predicate::str::contains("no chunk file for phase `deploy`"));
+}

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::model::{Pipeline, Step, jobs};
+use crate::chunks::PHASES_FILE;
 use crate::exit::bad_input;
 
 /// Fails early (before evaluating) when `--out` cannot become a directory.
@@ -46,11 +47,8 @@ fn write_files(dir: &Path, pipeline: &Pipeline) -> Result<()> {
     std::fs::write(dir.join(PHASES_FILE), phases_manifest(pipeline)).context("writing phases.json")
 }
 
-/// The manifest of phases, in upload order, with their chunk counts: an
-/// empty phase has no chunk file (Buildkite refuses empty uploads), and this
-/// tells `upload` and `run` that it exists all the same.
-pub const PHASES_FILE: &str = "phases.json";
-
+/// The phases in upload order with their chunk counts (see
+/// [`chunks::PHASES_FILE`]).
 fn phases_manifest(pipeline: &Pipeline) -> Vec<u8> {
     let phases: Vec<serde_json::Value> = pipeline
         .phases

@@ -117,9 +117,15 @@ impl Step {
 }
 
 /// Which phases of `dir` to run: the ones asked for, in that order, or
-/// every phase there, `build` first, then `release`, then the others by name.
+/// every phase there: in `treekite pipeline`'s order when it left its
+/// manifest, else `build` first, then `release`, then the others by name.
 pub fn choose_phases(dir: &Path, asked: &[String]) -> Result<(Vec<String>, ChunksByPhase)> {
     let available = chunks::by_phase(dir)?;
+    if asked.is_empty()
+        && let Some(names) = chunks::manifest(dir)?
+    {
+        return Ok((names, available));
+    }
     if asked.is_empty() {
         if available.is_empty() {
             return Err(bad_input(format!(
