@@ -193,3 +193,36 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
 }
+
+/// Clap's report of a bad command line, as the one `treekite: error:` line
+/// that callers read last (clap's own ends with usage lines instead).
+pub fn usage_error(error: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    let text = error.render().to_string();
+    // Keep the message and any tip, drop the usage and "For more information".
+    let parts: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            if line.starts_with("tip:") {
+                format!("({line})")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    let message = parts.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("treekite: error: {message}; see --help");
+    std::process::ExitCode::from(crate::exit::BAD_INPUT)
+}
