@@ -6,13 +6,99 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::model::Pipeline;
+use super::model::{Pipeline, Settings, Step, Target};
 use crate::cli::PipelineArgs;
 use crate::exit::bad_input;
 
-pub fn evaluate(args: &PipelineArgs) -> Result<Pipeline> {
+/// What `nix-instantiate` printed for the pipeline attribute.
+pub struct Evaluated {
+    json: Vec<u8>,
+    attr: String,
+    file: PathBuf,
+}
+
+/// A pipeline's top level, its big fields left unparsed.
+#[derive(Deserialize)]
+struct Parts<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    phases: Vec<String>,
+    #[serde(borrow)]
+    chunks: &'a RawValue,
+    #[serde(borrow)]
+    drvmap: &'a RawValue,
+    #[serde(borrow)]
+    targets: &'a RawValue,
+    settings: Settings,
+}
+
+impl Evaluated {
+    /// The pipeline, and `analyse` applied to its settings and targets.
+    ///
+    /// `analyse` (the dependency analysis, which reads thousands of `.drv`
+    /// files) runs on its own thread while the steps are parsed. Whenever
+    /// the quick way fails, the pipeline is read again the plain way, whose
+    /// errors say what is wrong.
+    pub fn read_with<D: Send>(
+        &self,
+        analyse: impl Fn(&Settings, &[Target]) -> Result<D> + Sync,
+    ) -> Result<(Pipeline, D)> {
+        let parts = match serde_json::from_slice::<Parts>(&self.json) {
+            Ok(parts) if parts.kind == "treekite-pipeline" => parts,
+            _ => return self.read_plainly(&analyse),
+        };
+        let (chunks, drvmap, analysed) = std::thread::scope(|scope| {
+            let analysis = scope.spawn(|| {
+                let targets: Vec<Target> = serde_json::from_str(parts.targets.get()).ok()?;
+                let analysed = analyse(&parts.settings, &targets);
+                Some(analysed.map(|d| (targets, d)))
+            });
+            let chunks = serde_json::from_str::<std::collections::BTreeMap<String, Vec<Vec<Step>>>>(parts.chunks.get()).ok();
+            let drvmap = serde_json::from_str::<Value>(parts.drvmap.get()).ok();
+            (chunks, drvmap, analysis.join().expect("the dependency analysis panicked"))
+        });
+        match (chunks, drvmap, analysed) {
+            (Some(chunks), Some(drvmap), Some(analysed)) => {
+                let (targets, d) = analysed?;
+                let Parts { phases, settings, .. } = parts;
+                Ok((Pipeline { phases, chunks, drvmap, targets, settings }, d))
+            }
+            _ => self.read_plainly(&analyse),
+        }
+    }
+
+    /// Reads the whole pipeline as JSON first, then as a pipeline.
+    fn read_plainly<D>(&self, analyse: impl Fn(&Settings, &[Target]) -> Result<D>) -> Result<(Pipeline, D)> {
+        let pipeline = self.parse()?;
+        let analysed = analyse(&pipeline.settings, &pipeline.targets)?;
+        Ok((pipeline, analysed))
+    }
+
+    fn parse(&self) -> Result<Pipeline> {
+        let value: Value = serde_json::from_slice(&self.json).context("reading the JSON nix-instantiate printed")?;
+        if value.get("type").and_then(Value::as_str) != Some("treekite-pipeline") {
+            return Err(bad_input(format!(
+                "{} in {} is not a pipeline (it evaluates to {}); point -A at the result of nix/buildkite's mkPipeline",
+                self.attr,
+                self.file.display(),
+                describe(&value)
+            )));
+        }
+        serde_json::from_value(value).with_context(|| {
+            format!(
+                "{} looks like a pipeline but does not have mkPipeline's shape; is nix/buildkite from a matching treekite?",
+                self.attr
+            )
+        })
+    }
+}
+
+/// Runs `nix-instantiate` on the pipeline attribute.
+pub fn evaluate(args: &PipelineArgs) -> Result<Evaluated> {
     let file = nix_file(args)?;
     let mut command = Command::new("nix-instantiate");
     command
@@ -38,19 +124,7 @@ pub fn evaluate(args: &PipelineArgs) -> Result<Pipeline> {
             file.display()
         );
     }
-    let value: Value = serde_json::from_slice(&output.stdout)
-        .context("reading the JSON nix-instantiate printed")?;
-    if value.get("type").and_then(Value::as_str) != Some("treekite-pipeline") {
-        return Err(bad_input(format!(
-            "{} in {} is not a pipeline (it evaluates to {}); point -A at the result of nix/buildkite's mkPipeline",
-            args.attr,
-            file.display(),
-            describe(&value)
-        )));
-    }
-    serde_json::from_value(value).with_context(|| {
-        format!("{} looks like a pipeline but does not have mkPipeline's shape; is nix/buildkite from a matching treekite?", args.attr)
-    })
+    Ok(Evaluated { json: output.stdout, attr: args.attr.clone(), file })
 }
 
 fn nix_file(args: &PipelineArgs) -> Result<PathBuf> {

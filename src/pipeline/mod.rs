@@ -14,12 +14,13 @@ use crate::cli::PipelineArgs;
 
 pub fn run(args: &PipelineArgs) -> Result<()> {
     write::check_out_dir(&args.out)?;
-    let mut pipeline = eval::evaluate(args)?;
-    let target_deps = if pipeline.settings.dependencies {
-        deps::nearest_targets(&pipeline.targets)?
-    } else {
-        vec![Vec::new(); pipeline.targets.len()]
-    };
+    let (mut pipeline, target_deps) = eval::evaluate(args)?.read_with(|settings, targets| {
+        if settings.dependencies {
+            deps::nearest_targets(targets)
+        } else {
+            Ok(vec![Vec::new(); targets.len()])
+        }
+    })?;
     deps::apply(&mut pipeline, &target_deps);
     if let Some(warning) = batch::fit_job_limit(&mut pipeline, &target_deps)? {
         eprintln!("treekite: warning: {warning}");
