@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::model::{Pipeline, Settings, Step, Target};
+use super::model::{Pipeline, Settings, Step, Target, nix_json_text};
 use crate::cli::PipelineArgs;
 use crate::exit::bad_input;
 
@@ -58,7 +58,10 @@ impl Evaluated {
                 Some(analysed.map(|d| (targets, d)))
             });
             let chunks = serde_json::from_str::<std::collections::BTreeMap<String, Vec<Vec<Step>>>>(parts.chunks.get()).ok();
-            let drvmap = serde_json::from_str::<Value>(parts.drvmap.get()).ok();
+            let drvmap = nix_json_text(parts.drvmap.get()).or_else(|| {
+                let value = serde_json::from_str::<Value>(parts.drvmap.get()).ok()?;
+                serde_json::to_string(&value).ok()
+            });
             (chunks, drvmap, analysis.join().expect("the dependency analysis panicked"))
         });
         match (chunks, drvmap, analysed) {

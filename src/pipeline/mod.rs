@@ -29,5 +29,8 @@ pub fn run(args: &PipelineArgs) -> Result<()> {
     for line in write::summary(&pipeline) {
         eprintln!("treekite: {line}");
     }
+    // The process ends next: freeing tens of thousands of small JSON values
+    // one by one would only cost time.
+    std::mem::forget(pipeline);
     Ok(())
 }
