@@ -312,10 +312,11 @@ let
         else if ciSkip != false then skipReason "Target is marked meta.ci.skip." ciSkip
         else if unchanged then "Target has not changed."
         else false;
-      buildArgs = "--drv " + shellArg drvPath + " --attr-path " + shellArg (toJSON attrPath);
+      attrPathJSON = toJSON attrPath;
+      buildArgs = "--drv " + shellArg drvPath + " --attr-path " + shellArg attrPathJSON;
       timeout = meta.timeout or null;
       self = {
-        inherit drvPath target label buildArgs attrPath;
+        inherit drvPath target label labelText buildArgs attrPath attrPathJSON;
         step = {
           label = ":nix: " + (if single then labelText else uploadText (concatStringsSep ", " labels));
           key =
@@ -339,12 +340,17 @@ let
 
   # The extra steps of a target group, from `meta.ci.extraSteps`, each with
   # the phase it belongs to.
-  mkExtraSteps = { phases, buildEnabled, defaultStepOverrides, treekite }: parent:
+  mkExtraSteps = { phases, buildEnabled, defaultStepOverrides, treekite }:
+    let treekiteText = uploadText treekite;
+    in
+    parent:
     let extraSteps = parent.target.meta.ci.extraSteps or { };
     in if extraSteps == { } then [ ]
-    else map (name: mkExtraStep { inherit phases buildEnabled defaultStepOverrides treekite parent name; } extraSteps.${name}) (attrNames extraSteps);
+    else map (name: mkExtraStep { inherit phases buildEnabled defaultStepOverrides treekite treekiteText parent name; } extraSteps.${name}) (attrNames extraSteps);
 
-  mkExtraStep = { phases, buildEnabled, defaultStepOverrides, treekite, parent, name }:
+  # Reuses what the parent's step already computed (its build arguments,
+  # attribute path as JSON, label text) rather than quoting it again.
+  mkExtraStep = { phases, buildEnabled, defaultStepOverrides, treekite, treekiteText, parent, name }:
     { command
     , label ? name
     , needsOutput ? false
@@ -370,22 +376,24 @@ let
       # Which parent to build for `needsOutput`: an override makes a
       # different derivation, which its attribute path cannot re-create.
       outputParent = if parentOverride == null then null else parentOverride parent.target;
+      # (`mkBuildCommand` for the parent: its build arguments, then the link.)
       buildParent =
         if outputParent == null then
-          mkBuildCommand { inherit (parent) attrPath drvPath; outLink = "result"; inherit treekite; }
+          "${treekiteText} build ${parent.buildArgs} --out-link 'result'"
         else
           mkBuildCommand { attrPath = null; drvPath = outputParent.drvPath; outLink = "result"; inherit treekite; };
-      runScript = concatStringsSep " " [
-        (uploadText treekite)
-        "exec --drv"
-        (shellArg (unsafeDiscardStringContext script.drvPath))
-        "--attr-path"
-        (shellArg (toJSON (parent.attrPath ++ [ "meta" "ci" "extraSteps" name "command" ])))
-      ];
+      # toJSON (parent.attrPath ++ [ "meta" "ci" "extraSteps" name "command" ]),
+      # from the parent's own JSON.
+      scriptAttrPath =
+        if parent.attrPath == [ ] then toJSON [ "meta" "ci" "extraSteps" name "command" ]
+        else "${substring 0 (stringLength parent.attrPathJSON - 1) parent.attrPathJSON},\"meta\",\"ci\",\"extraSteps\",${toJSON name},\"command\"]";
+      runScript = "${treekiteText} exec --drv ${shellArg (unsafeDiscardStringContext script.drvPath)} --attr-path ${shellArg scriptAttrPath}";
 
       parentSkipped = parent.step.skip != false;
       key = "extra-step-" + hashString "sha1" (toJSON [ parent.step.key name ]);
-      stepLabel = uploadText "${label} (from ${parent.label})";
+      # uploadText "${label} (from ${parent.label})": " (from " holds no
+      # `\` or `$`, so each side can be escaped alone.
+      stepLabel = "${uploadText label} (from ${parent.labelText})";
 
       step = {
         inherit key;
