@@ -91,7 +91,7 @@ let
   # When no step is a group, every step is one job and the chunks are
   # plain slices, found without a pass over the steps.
   chunksOf = size: steps:
-    if builtins.any (step: isAttrs step && step ? group) steps
+    if builtins.any (step: step ? group) steps
     then chunksByJobs size steps
     else slicesOf (if size < 1 then 1 else size) steps;
 
@@ -212,17 +212,15 @@ let
       targetSteps = map mkGroup grouped.groups;
 
       # Steps per phase, each target's extra steps right after it.
+      withExtras = filter (group: group.extraSteps != [ ]) targetSteps;
       stepsFor = phase:
         let
           isBuild = phase == "build";
           extrasIn = group: map (e: e.step) (filter (e: e.phase == phase) group.extraSteps);
         in
-        concatMap
-          (group:
-            if group.extraSteps == [ ] then (if isBuild then [ group.step ] else [ ])
-            else if isBuild then [ group.step ] ++ extrasIn group
-            else extrasIn group)
-          targetSteps
+        (if !isBuild then concatMap extrasIn withExtras
+        else if withExtras == [ ] then map (group: group.step) targetSteps
+        else concatMap (group: [ group.step ] ++ extrasIn group) targetSteps)
         ++ (if isBuild then additionalSteps
         else if phase == "release" then postBuildSteps
         else [ ]);
@@ -240,12 +238,12 @@ let
             (g: if g.drvPath == null then [ ] else [{ name = g.label; value = { inherit (g) drvPath attrPath; }; }])
             targetSteps)
         else mkDrvmap drvTargets;
-      targets = if !buildEnabled then [ ] else concatMap (g: if g.drvPath == null then [ ] else [{
-        inherit (g.step) key;
-        inherit (g) drvPath;
-        skip = g.step.skip != false;
-        buildArgs = g.buildArgs;
-      }]) targetSteps;
+      # For `treekite pipeline`, one `[ key drvPath skip buildArgs ]` per
+      # target step: lists print faster than sets, and serde reads them as
+      # the same struct.
+      targets = if !buildEnabled then [ ] else concatMap
+        (g: if g.drvPath == null then [ ] else [ [ g.step.key g.drvPath (g.step.skip != false) g.buildArgs ] ])
+        targetSteps;
       settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = uploadText treekite; };
     };
 
