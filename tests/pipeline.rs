@@ -376,3 +376,18 @@ fn not_a_pipeline_says_what_it_is() {
         .code(2)
         .stderr(predicates::str::contains("is not a pipeline (it evaluates to a set with hello); point -A at the result of nix/buildkite's mkPipeline"));
 }
+
+#[test]
+fn an_extra_step_needing_a_target_skipped_by_its_metadata_says_so() {
+    // The parents have no derivation; the pipeline must still be made.
+    let out = generate("skippedParent", &[]);
+    let build = steps(out.path(), "build-chunk-1.json");
+    let smoke = step_labelled(&build, ":gear: smoke (from broken)");
+    assert_eq!(smoke["skip"], "Parent target is skipped.");
+    let report = step_labelled(&build, ":gear: report (from tools)");
+    assert_eq!(report["skip"], false, "alwaysRun");
+    assert_eq!(report["command"], "echo 'report needs the output of tools, which is not built: not today' >&2; exit 1");
+    let files: Vec<PathBuf> = chunks(out.path()).keys().map(|f| out.path().join(f)).collect();
+    let result = Command::new("python3").arg(bkcheck()).args(&files).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stdout));
+}

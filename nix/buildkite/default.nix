@@ -314,7 +314,7 @@ let
       buildArgs = "--drv " + shellArg drvPath + " --attr-path " + shellArg attrPathJSON;
       timeout = meta.timeout or null;
       self = {
-        inherit drvPath target label labelText buildArgs attrPath attrPathJSON;
+        inherit drvPath target label labelText buildArgs attrPath attrPathJSON skip;
         step = {
           label = ":nix: " + (if single then labelText else uploadText (concatStringsSep ", " labels));
           key =
@@ -396,7 +396,13 @@ let
       step = {
         inherit key;
         label = ":gear: " + stepLabel;
-        command = if needsOutput then "${buildParent} && ${runScript}" else runScript;
+        command =
+          if !needsOutput then runScript
+          # A parent skipped by its metadata has no derivation to build: the
+          # step (skipped unless `alwaysRun`) says so if it ever runs.
+          else if outputParent == null && parent.drvPath == null then
+            "echo ${shellArg "${label} needs the output of ${parent.label}, which is not built: ${parent.skip}"} >&2; exit 1"
+          else "${buildParent} && ${runScript}";
         skip =
           if skip != false then skipReason "Extra step is marked skip." skip
           else if alwaysRun then false
