@@ -38,6 +38,11 @@ pub fn fit_job_limit(pipeline: &mut Pipeline, target_deps: &[Vec<usize>]) -> Res
         (batches, merged)
     };
     let count = batches.len();
+    if count > steps_allowed {
+        return Err(bad_input(format!(
+            "the pipeline has {others} jobs besides its {targets} target builds, which leaves {steps_allowed} steps for the targets within maxJobsPerBuild ({limit}), but batching needs {count}: targets whose steps differ in more than label, key, command, env, depends_on and timeout (e.g. skip, priority, agents) cannot share a step; raise maxJobsPerBuild or make those steps alike"
+        )));
+    }
     let largest = batches.iter().map(Vec::len).max().unwrap_or(0);
     rewrite(pipeline, &batches, merged);
     Ok(Some(format!(
