@@ -70,6 +70,18 @@ let
     if replaceStrings [ "'" "$" ] [ "" "" ] s == s then "'" + s + "'"
     else escapeDollars "''" ("'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'");
 
+  # A derivation's drvPath as one shell word. When the string is exactly
+  # the store path its context names (as for every real derivation), it
+  # holds only what Nix allows in store path names, none of which needs
+  # quoting, unless the store directory does: checking that context is
+  # cheaper than looking at every character.
+  getContext = builtins.getContext or null;
+  storeDirPlain = getContext != null
+    && replaceStrings [ "'" "$" ] [ "" "" ] builtins.storeDir == builtins.storeDir;
+  drvArg = rawDrvPath: drvPath:
+    if storeDirPlain && attrNames (getContext rawDrvPath) == [ drvPath ] then "'${drvPath}'"
+    else shellArg drvPath;
+
   # Guard for step fields whose values are user text: Buildkite refuses a
   # skip reason over 70 characters.
   skipReason = fallback: reason:
@@ -298,7 +310,11 @@ let
       single = length group.targets == 1;
       label = readTree.mkLabel target;
       labels = if single then [ label ] else map readTree.mkLabel group.targets;
-      labelText = uploadText label;
+      # The label holds every character of the attribute path's names, so
+      # when it has neither `'` nor `$`, neither has the path as JSON: one
+      # look at the label spares escaping both.
+      plain = replaceStrings [ "'" "$" ] [ "" "" ] label == label;
+      labelText = if plain then label else uploadText label;
       attrPath = targetAttrPath target;
       meta = target.meta or { };
       ci = meta.ci or { };
@@ -311,10 +327,10 @@ let
         else if unchanged then "Target has not changed."
         else false;
       attrPathJSON = toJSON attrPath;
-      buildArgs = "--drv " + shellArg drvPath + " --attr-path " + shellArg attrPathJSON;
+      buildArgs = "--drv " + drvArg target.drvPath drvPath + " --attr-path " + (if plain then "'" + attrPathJSON + "'" else shellArg attrPathJSON);
       timeout = meta.timeout or null;
       self = {
-        inherit drvPath target label labelText buildArgs attrPath attrPathJSON skip;
+        inherit drvPath target label plain labelText buildArgs attrPath attrPathJSON skip;
         step = {
           label = ":nix: " + (if single then labelText else uploadText (concatStringsSep ", " labels));
           key =
@@ -385,7 +401,10 @@ let
       scriptAttrPath =
         if parent.attrPath == [ ] then toJSON [ "meta" "ci" "extraSteps" name "command" ]
         else "${substring 0 (stringLength parent.attrPathJSON - 1) parent.attrPathJSON},\"meta\",\"ci\",\"extraSteps\",${toJSON name},\"command\"]";
-      runScript = "${treekiteText} exec --drv ${shellArg (unsafeDiscardStringContext script.drvPath)} --attr-path ${shellArg scriptAttrPath}";
+      scriptAttrPathArg =
+        if parent.plain && replaceStrings [ "'" "$" ] [ "" "" ] name == name then "'${scriptAttrPath}'"
+        else shellArg scriptAttrPath;
+      runScript = "${treekiteText} exec --drv ${drvArg script.drvPath (unsafeDiscardStringContext script.drvPath)} --attr-path ${scriptAttrPathArg}";
 
       parentSkipped = parent.step.skip != false;
       key = "extra-step-" + hashString "sha1" (toJSON [ parent.step.key name ]);
