@@ -250,12 +250,16 @@ let
             (g: if g.drvPath == null then [ ] else [{ name = g.label; value = { inherit (g) drvPath attrPath; }; }])
             targetSteps)
         else mkDrvmap drvTargets;
-      # For `treekite pipeline`, one `[ key drvPath skip buildArgs ]` per
-      # target step: lists print faster than sets, and serde reads them as
-      # the same struct.
-      targets = if !buildEnabled then [ ] else concatMap
-        (g: if g.drvPath == null then [ ] else [ [ g.step.key g.drvPath (g.step.skip != false) g.buildArgs ] ])
-        targetSteps;
+      # For `treekite pipeline`: whether to find dependencies, and one
+      # `[ key drvPath skip buildArgs ]` per target step (lists print faster
+      # than sets). Nix prints attributes in name order, so this comes
+      # first, and treekite reads the .drv graph while the rest is printed.
+      analysis = {
+        inherit dependencies;
+        targets = if !buildEnabled then [ ] else concatMap
+          (g: if g.drvPath == null then [ ] else [ [ g.step.key g.drvPath (g.step.skip != false) g.buildArgs ] ])
+          targetSteps;
+      };
       settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = uploadText treekite; };
     };
 

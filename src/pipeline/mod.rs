@@ -14,8 +14,8 @@ use crate::cli::PipelineArgs;
 
 pub fn run(args: &PipelineArgs) -> Result<()> {
     write::check_out_dir(&args.out)?;
-    let (mut pipeline, target_deps) = eval::evaluate(args)?.read_with(|settings, targets| {
-        if settings.dependencies {
+    let (mut pipeline, target_deps) = eval::evaluate(args, |dependencies, targets| {
+        if dependencies {
             deps::nearest_targets(targets)
         } else {
             Ok(vec![Vec::new(); targets.len()])

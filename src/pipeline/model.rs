@@ -9,19 +9,47 @@ use serde_json::Value;
 pub type Step = Value;
 
 #[derive(Debug, Deserialize)]
+#[serde(from = "Shape")]
 pub struct Pipeline {
     /// Phases in upload order.
     pub phases: Vec<String>,
     /// Steps of each phase, already split into chunks.
     pub chunks: BTreeMap<String, Vec<Vec<Step>>>,
     /// The drvmap as JSON text, written out as it is.
-    #[serde(deserialize_with = "json_text")]
     pub drvmap: String,
     /// One entry per target step (targets sharing a derivation share one).
     pub targets: Vec<Target>,
     pub settings: Settings,
 }
 
+/// A pipeline as `mkPipeline` lays it out.
+#[derive(Deserialize)]
+struct Shape {
+    phases: Vec<String>,
+    chunks: BTreeMap<String, Vec<Vec<Step>>>,
+    #[serde(deserialize_with = "json_text")]
+    drvmap: String,
+    analysis: Analysis,
+    settings: Settings,
+}
+
+impl From<Shape> for Pipeline {
+    fn from(shape: Shape) -> Pipeline {
+        let Shape { phases, chunks, drvmap, analysis, settings } = shape;
+        Pipeline { phases, chunks, drvmap, targets: analysis.targets, settings }
+    }
+}
+
+/// What `treekite pipeline` reads first: whether to find dependencies, and
+/// the targets (their `.drv` files are read while the rest is parsed).
+#[derive(Debug, Deserialize)]
+pub struct Analysis {
+    pub dependencies: bool,
+    pub targets: Vec<Target>,
+}
+
+/// A target step, from `[ key drvPath skip buildArgs ]` (or a set with
+/// those names).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
