@@ -211,6 +211,7 @@ let
     }:
     let
       enabledPhases = filter (p: elem p activePhases) phases;
+      settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = uploadText treekite; };
       buildEnabled = elem "build" enabledPhases;
 
       # Targets sharing a derivation share a step; the first one leads.
@@ -250,17 +251,19 @@ let
             (g: if g.drvPath == null then [ ] else [{ name = g.label; value = { inherit (g) drvPath attrPath; }; }])
             targetSteps)
         else mkDrvmap drvTargets;
-      # For `treekite pipeline`: whether to find dependencies, and one
-      # `[ key drvPath skip buildArgs ]` per target step (lists print faster
-      # than sets). Nix prints attributes in name order, so this comes
-      # first, and treekite reads the .drv graph while the rest is printed.
+      # For `treekite pipeline`: whether to find dependencies, the phases
+      # and settings again, and one `[ key drvPath skip buildArgs ]` per
+      # target step (lists print faster than sets). Nix prints attributes
+      # in name order, so this comes first: treekite reads the .drv graph
+      # while the steps are printed, and batches them while the drvmap is.
       analysis = {
-        inherit dependencies;
+        inherit dependencies settings;
+        phases = enabledPhases;
         targets = if !buildEnabled then [ ] else concatMap
           (g: if g.drvPath == null then [ ] else [ [ g.step.key g.drvPath (g.step.skip != false) g.buildArgs ] ])
           targetSteps;
       };
-      settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = uploadText treekite; };
+      inherit settings;
     };
 
   # True when a target's own metadata says not to build it; its `drvPath`

@@ -19,21 +19,23 @@ use super::model::{Analysis, Pipeline, Settings, Step, Target, nix_json_text};
 use crate::cli::PipelineArgs;
 use crate::exit::bad_input;
 
-/// Evaluates the pipeline attribute and reads it, with `analyse` (the
-/// dependency analysis, given `analysis.dependencies` and the targets)
-/// applied to its targets.
+/// Evaluates the pipeline attribute and reads it; `analyse` (the
+/// dependency analysis, given `analysis.dependencies` and the targets) and
+/// then `finish` (which adds edges and batches) are applied to it.
 ///
 /// The JSON is read as nix-instantiate prints it. Nix prints a set's
-/// attributes in name order, and `analysis` comes first: `analyse`, which
+/// attributes in name order, so `analysis` comes first: `analyse`, which
 /// reads thousands of `.drv` files, runs on its own thread while Nix is
-/// still printing (and evaluating) the steps, and this thread parses them.
-/// Whenever that quick way fails, the whole output is read again the plain
-/// way, whose errors say what is wrong; a failed evaluation is reported
-/// before anything else.
-pub fn evaluate<D: Send>(
+/// still printing (and evaluating) the steps, which this thread parses;
+/// `finish` runs on another as soon as the steps are in, while Nix prints
+/// the drvmap. Whenever that quick way fails, the whole output is read
+/// again the plain way, whose errors say what is wrong; a failed
+/// evaluation is reported before anything else.
+pub fn evaluate<D: Send, X: Send>(
     args: &PipelineArgs,
     analyse: impl Fn(bool, &[Target]) -> Result<D> + Sync,
-) -> Result<(Pipeline, D)> {
+    finish: impl Fn(&mut Pipeline, D) -> Result<X> + Sync,
+) -> Result<(Pipeline, X)> {
     let file = nix_file(args)?;
     let mut command = Command::new("nix-instantiate");
     command
@@ -54,7 +56,7 @@ pub fn evaluate<D: Send>(
         .context("running nix-instantiate (is Nix installed and on PATH?)")?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut json = Recording { inner: BufReader::with_capacity(1 << 16, stdout), seen: Vec::with_capacity(1 << 20) };
-    let streamed = std::thread::scope(|scope| read_streaming(&mut json, scope, &analyse));
+    let streamed = std::thread::scope(|scope| read_streaming(&mut json, scope, &analyse, &finish));
     // Whatever the quick read left (all of it, if it gave up early).
     let mut rest = Vec::new();
     let drained = json.read_to_end(&mut rest);
@@ -71,9 +73,10 @@ pub fn evaluate<D: Send>(
         Some(result) => result,
         None => {
             let evaluated = Evaluated { json: json.seen, attr: args.attr.clone(), file };
-            let pipeline = evaluated.parse()?;
+            let mut pipeline = evaluated.parse()?;
             let analysed = analyse(pipeline.settings.dependencies, &pipeline.targets)?;
-            Ok((pipeline, analysed))
+            let finished = finish(&mut pipeline, analysed)?;
+            Ok((pipeline, finished))
         }
     }
 }
@@ -92,94 +95,136 @@ impl<R: Read> Read for Recording<R> {
     }
 }
 
-/// The pipeline and the analysis, read from the stream; `None` when the
-/// quick read failed (the caller then reads it the plain way).
-fn read_streaming<'scope, 'env, R: Read, D: Send + 'scope, F: Fn(bool, &[Target]) -> Result<D> + Sync>(
+type Chunks = BTreeMap<String, Vec<Vec<Step>>>;
+
+/// The finished pipeline read from the stream; `None` when the quick read
+/// failed (the caller then reads it the plain way).
+fn read_streaming<'scope, 'env, R, D, X, A, F>(
     json: &mut R,
     scope: &'scope Scope<'scope, 'env>,
-    analyse: &'env F,
-) -> Option<Result<(Pipeline, D)>> {
+    analyse: &'env A,
+    finish: &'env F,
+) -> Option<Result<(Pipeline, X)>>
+where
+    R: Read,
+    D: Send + 'scope,
+    X: Send + 'scope,
+    A: Fn(bool, &[Target]) -> Result<D> + Sync,
+    F: Fn(&mut Pipeline, D) -> Result<X> + Sync,
+{
     let mut deserializer = serde_json::Deserializer::from_reader(json);
-    let top = TopLevel { scope, analyse, marker: PhantomData }.deserialize(&mut deserializer);
-    let parts = match top {
-        Ok(parts) => parts,
-        Err(_) => return None,
-    };
-    let analysed = parts.analysed?.join().expect("the dependency analysis panicked");
-    if deserializer.end().is_err() {
-        return None;
-    }
-    let (Some(phases), Some(chunks), Some(drvmap), Some(settings)) = (parts.phases, parts.chunks, parts.drvmap, parts.settings)
-    else {
-        return None;
-    };
+    let seed = TopLevel { scope, analyse, finish, marker: PhantomData };
+    let parts = seed.deserialize(&mut deserializer).ok()?;
+    deserializer.end().ok()?;
     if parts.kind.as_ref().and_then(Value::as_str) != Some("treekite-pipeline") {
         return None;
     }
-    let drvmap = nix_json_text(drvmap.get()).or_else(|| {
-        let value = serde_json::from_str::<Value>(drvmap.get()).ok()?;
+    let raw = parts.drvmap?;
+    let drvmap = nix_json_text(raw.get()).or_else(|| {
+        let value = serde_json::from_str::<Value>(raw.get()).ok()?;
         serde_json::to_string(&value).ok()
     })?;
-    Some(analysed.map(|(targets, d)| (Pipeline { phases, chunks, drvmap, targets, settings }, d)))
+    let finished = match parts.work? {
+        Work::Finishing(handle) => handle.join().expect("finishing the pipeline panicked"),
+        // Steps before the analysis (not Nix's order): finish here.
+        Work::Analysing(handle, phases, settings) => {
+            let chunks = parts.chunks?;
+            handle.join().expect("the dependency analysis panicked").and_then(|(targets, analysed)| {
+                let mut pipeline = Pipeline { phases, chunks, drvmap: String::new(), targets, settings };
+                let finished = finish(&mut pipeline, analysed)?;
+                Ok((pipeline, finished))
+            })
+        }
+    };
+    Some(finished.map(|(mut pipeline, finished)| {
+        pipeline.drvmap = drvmap;
+        (pipeline, finished)
+    }))
 }
 
-/// What the top level held, the analysis already running.
-struct Parts<'scope, D> {
+/// The work started while reading: the analysis alone (with the phases
+/// and settings it came with), or, once the steps are in too, finishing.
+enum Work<'scope, D, X> {
+    Analysing(ScopedJoinHandle<'scope, Result<(Vec<Target>, D)>>, Vec<String>, Settings),
+    Finishing(ScopedJoinHandle<'scope, Result<(Pipeline, X)>>),
+}
+
+/// What the top level held, the work already running.
+struct Parts<'scope, D, X> {
     kind: Option<Value>,
-    phases: Option<Vec<String>>,
-    chunks: Option<BTreeMap<String, Vec<Vec<Step>>>>,
+    chunks: Option<Chunks>,
     drvmap: Option<Box<RawValue>>,
-    settings: Option<Settings>,
-    analysed: Option<ScopedJoinHandle<'scope, Result<(Vec<Target>, D)>>>,
+    work: Option<Work<'scope, D, X>>,
 }
 
-/// Reads the top-level set, starting the analysis as soon as it is read.
-struct TopLevel<'scope, 'env, F, D> {
+/// Reads the top-level set, starting work as soon as its input is read.
+struct TopLevel<'scope, 'env, A, F, D, X> {
     scope: &'scope Scope<'scope, 'env>,
-    analyse: &'env F,
-    marker: PhantomData<D>,
+    analyse: &'env A,
+    finish: &'env F,
+    marker: PhantomData<(D, X)>,
 }
 
-impl<'de, 'scope, 'env, F, D> DeserializeSeed<'de> for TopLevel<'scope, 'env, F, D>
+impl<'de, 'scope, 'env, A, F, D, X> DeserializeSeed<'de> for TopLevel<'scope, 'env, A, F, D, X>
 where
-    F: Fn(bool, &[Target]) -> Result<D> + Sync,
     D: Send + 'scope,
+    X: Send + 'scope,
+    A: Fn(bool, &[Target]) -> Result<D> + Sync,
+    F: Fn(&mut Pipeline, D) -> Result<X> + Sync,
 {
-    type Value = Parts<'scope, D>;
+    type Value = Parts<'scope, D, X>;
 
     fn deserialize<De: serde::Deserializer<'de>>(self, deserializer: De) -> Result<Self::Value, De::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de, 'scope, 'env, F, D> Visitor<'de> for TopLevel<'scope, 'env, F, D>
+impl<'de, 'scope, 'env, A, F, D, X> Visitor<'de> for TopLevel<'scope, 'env, A, F, D, X>
 where
-    F: Fn(bool, &[Target]) -> Result<D> + Sync,
     D: Send + 'scope,
+    X: Send + 'scope,
+    A: Fn(bool, &[Target]) -> Result<D> + Sync,
+    F: Fn(&mut Pipeline, D) -> Result<X> + Sync,
 {
-    type Value = Parts<'scope, D>;
+    type Value = Parts<'scope, D, X>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a pipeline")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut parts = Parts { kind: None, phases: None, chunks: None, drvmap: None, settings: None, analysed: None };
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut parts = Parts { kind: None, chunks: None, drvmap: None, work: None };
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
-                "analysis" if parts.analysed.is_none() => {
-                    let Analysis { dependencies, targets } = map.next_value()?;
+                "analysis" if parts.work.is_none() => {
+                    let Analysis { dependencies, phases, settings, targets } = map.next_value()?;
                     let analyse = self.analyse;
-                    parts.analysed = Some(self.scope.spawn(move || {
-                        let d = analyse(dependencies, &targets)?;
-                        Ok((targets, d))
-                    }));
+                    let handle = self.scope.spawn(move || {
+                        let analysed = analyse(dependencies, &targets)?;
+                        Ok((targets, analysed))
+                    });
+                    parts.work = Some(Work::Analysing(handle, phases, settings));
+                }
+                "chunks" if parts.chunks.is_none() => {
+                    let chunks: Chunks = map.next_value()?;
+                    match parts.work.take() {
+                        Some(Work::Analysing(handle, phases, settings)) => {
+                            let finish = self.finish;
+                            parts.work = Some(Work::Finishing(self.scope.spawn(move || {
+                                let (targets, analysed) = handle.join().expect("the dependency analysis panicked")?;
+                                let mut pipeline = Pipeline { phases, chunks, drvmap: String::new(), targets, settings };
+                                let finished = finish(&mut pipeline, analysed)?;
+                                Ok((pipeline, finished))
+                            })));
+                        }
+                        other => {
+                            parts.work = other;
+                            parts.chunks = Some(chunks);
+                        }
+                    }
                 }
                 "type" => parts.kind = Some(map.next_value()?),
-                "phases" => parts.phases = Some(map.next_value()?),
-                "chunks" => parts.chunks = Some(map.next_value()?),
                 "drvmap" => parts.drvmap = Some(map.next_value()?),
-                "settings" => parts.settings = Some(map.next_value()?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }

@@ -14,15 +14,21 @@ use crate::cli::PipelineArgs;
 
 pub fn run(args: &PipelineArgs) -> Result<()> {
     write::check_out_dir(&args.out)?;
-    let (mut pipeline, target_deps) = eval::evaluate(args, |dependencies, targets| {
-        if dependencies {
-            deps::nearest_targets(targets)
-        } else {
-            Ok(vec![Vec::new(); targets.len()])
-        }
-    })?;
-    deps::apply(&mut pipeline, &target_deps);
-    if let Some(warning) = batch::fit_job_limit(&mut pipeline, &target_deps)? {
+    let (pipeline, warning) = eval::evaluate(
+        args,
+        |dependencies, targets| {
+            if dependencies {
+                deps::nearest_targets(targets)
+            } else {
+                Ok(vec![Vec::new(); targets.len()])
+            }
+        },
+        |pipeline, target_deps| {
+            deps::apply(pipeline, &target_deps);
+            batch::fit_job_limit(pipeline, &target_deps)
+        },
+    )?;
+    if let Some(warning) = warning {
         eprintln!("treekite: warning: {warning}");
     }
     write::write(&args.out, &pipeline)?;

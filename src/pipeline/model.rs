@@ -22,30 +22,40 @@ pub struct Pipeline {
     pub settings: Settings,
 }
 
-/// A pipeline as `mkPipeline` lays it out.
+/// A pipeline as `mkPipeline` lays it out (its top-level `phases` and
+/// `settings` are those in `analysis`).
 #[derive(Deserialize)]
 struct Shape {
-    phases: Vec<String>,
     chunks: BTreeMap<String, Vec<Vec<Step>>>,
     #[serde(deserialize_with = "json_text")]
     drvmap: String,
     analysis: Analysis,
-    settings: Settings,
 }
 
 impl From<Shape> for Pipeline {
     fn from(shape: Shape) -> Pipeline {
-        let Shape { phases, chunks, drvmap, analysis, settings } = shape;
-        Pipeline { phases, chunks, drvmap, targets: analysis.targets, settings }
+        let Shape { chunks, drvmap, analysis } = shape;
+        analysis.with(chunks, drvmap)
     }
 }
 
-/// What `treekite pipeline` reads first: whether to find dependencies, and
-/// the targets (their `.drv` files are read while the rest is parsed).
+/// What `treekite pipeline` reads first: whether to find dependencies
+/// (the targets' `.drv` files are read while the rest is parsed), the
+/// phases, the settings, and the targets.
 #[derive(Debug, Deserialize)]
 pub struct Analysis {
     pub dependencies: bool,
+    pub phases: Vec<String>,
+    pub settings: Settings,
     pub targets: Vec<Target>,
+}
+
+impl Analysis {
+    /// The pipeline, given its steps and drvmap.
+    pub fn with(self, chunks: BTreeMap<String, Vec<Vec<Step>>>, drvmap: String) -> Pipeline {
+        let Analysis { phases, settings, targets, .. } = self;
+        Pipeline { phases, chunks, drvmap, targets, settings }
+    }
 }
 
 /// A target step, from `[ key drvPath skip buildArgs ]` (or a set with
