@@ -55,7 +55,9 @@ pub fn evaluate<D: Send, X: Send>(
         .spawn()
         .context("running nix-instantiate (is Nix installed and on PATH?)")?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    let mut json = Recording { inner: BufReader::with_capacity(1 << 16, stdout), seen: Vec::with_capacity(1 << 20) };
+    // serde_json reads a reader byte by byte: the buffer goes outside, so
+    // the copy is made a buffer at a time.
+    let mut json = BufReader::with_capacity(1 << 16, Recording { inner: stdout, seen: Vec::with_capacity(1 << 20) });
     let streamed = std::thread::scope(|scope| read_streaming(&mut json, scope, &analyse, &finish));
     // Whatever the quick read left (all of it, if it gave up early).
     let mut rest = Vec::new();
@@ -72,7 +74,7 @@ pub fn evaluate<D: Send, X: Send>(
     match streamed {
         Some(result) => result,
         None => {
-            let evaluated = Evaluated { json: json.seen, attr: args.attr.clone(), file };
+            let evaluated = Evaluated { json: json.into_inner().seen, attr: args.attr.clone(), file };
             let mut pipeline = evaluated.parse()?;
             let analysed = analyse(pipeline.settings.dependencies, &pipeline.targets)?;
             let finished = finish(&mut pipeline, analysed)?;
