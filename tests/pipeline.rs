@@ -452,3 +452,35 @@ fn a_job_limit_batching_cannot_meet_is_an_error() {
         .stderr(predicates::str::contains("leaves 2 steps for the targets within maxJobsPerBuild (9), but batching needs 3"));
     assert!(!out.path().join("p").exists());
 }
+
+#[test]
+fn batching_keeps_skipped_targets_apart_from_the_rest() {
+    // A parent drvmap naming tools and every other weird target: skipped
+    // and unskipped targets alternate in dependency order.
+    let first = generate("pipeline", &[]);
+    let Value::Object(full) = read_json(&first.path().join("drvmap.json")) else { panic!("a drvmap is a set") };
+    let mut weird: Vec<&String> = full.keys().filter(|k| k.starts_with("weird:")).collect();
+    weird.sort();
+    let unchanged: Vec<&String> = weird.into_iter().step_by(2).chain(full.keys().filter(|k| *k == "tools")).collect();
+    let parent: serde_json::Map<String, Value> = unchanged.iter().map(|k| ((*k).clone(), full[k.as_str()].clone())).collect();
+    let parent_file = first.path().join("parent.json");
+    std::fs::write(&parent_file, serde_json::to_string(&parent).unwrap()).unwrap();
+
+    let out = generate("pipeline", &["--argstr", "parentDrvmap", parent_file.to_str().unwrap(), "--arg", "maxJobsPerBuild", "10"]);
+    let files = chunks(out.path());
+    let all: Vec<&Value> = files.values().flatten().collect();
+    let jobs: usize = all.iter().map(|s| 1 + s["steps"].as_array().map_or(0, Vec::len)).sum();
+    assert!(jobs <= 10, "{jobs} jobs");
+    for step in files["build-chunk-1.json"].iter().filter(|s| s["key"].as_str().unwrap().starts_with("drv-")) {
+        let targets: Vec<&str> = step["env"]["READTREE_TARGET"].as_str().unwrap().split(',').collect();
+        let skipped = step["skip"] != false;
+        for target in targets {
+            let unescaped = target.replace("$$", "$");
+            let named = unchanged.iter().any(|k| **k == unescaped || (unescaped == "alias" && *k == "tools"));
+            assert_eq!(named, skipped, "{target} in {step:#}");
+        }
+    }
+    let paths: Vec<PathBuf> = files.keys().map(|f| out.path().join(f)).collect();
+    let result = Command::new("python3").arg(bkcheck()).args(&paths).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stdout));
+}

@@ -30,10 +30,15 @@ pub fn fit_job_limit(pipeline: &mut Pipeline, target_deps: &[Vec<usize>]) -> Res
         )));
     }
     let steps_allowed = limit - others;
-    let order = dependency_order(target_deps);
+    // Skipped targets run nothing and nothing waits for them, so they are
+    // batched apart: among the others in dependency order they would cut
+    // every run of alike steps short (a build against a parent drvmap
+    // skips most targets, scattered through that order).
+    let (skipped, active): (Vec<usize>, Vec<usize>) =
+        dependency_order(target_deps).into_iter().partition(|&i| pipeline.targets[i].skip);
     let (batches, merged) = {
         let steps = target_steps(pipeline);
-        let batches = plan(&steps, &order, steps_allowed);
+        let batches = plan(&steps, &[&active, &skipped], steps_allowed);
         let merged = merge_batches(pipeline, &steps, &batches);
         (batches, merged)
     };
@@ -76,19 +81,25 @@ fn dependency_order(target_deps: &[Vec<usize>]) -> Vec<usize> {
 }
 
 /// Groups of targets (indices), each becoming one step: consecutive in
-/// dependency order, at most `size` each, and only targets whose steps
-/// differ in nothing but what batching merges.
-fn plan(steps: &[&Step], order: &[usize], steps_allowed: usize) -> Vec<Vec<usize>> {
-    let mut size = order.len().div_ceil(steps_allowed.max(1));
+/// one of `orders` (each a dependency order), at most `size` each, and only
+/// targets whose steps differ in nothing but what batching merges.
+fn plan(steps: &[&Step], orders: &[&[usize]], steps_allowed: usize) -> Vec<Vec<usize>> {
+    let targets: usize = orders.iter().map(|order| order.len()).sum();
+    let longest = orders.iter().map(|order| order.len()).max().unwrap_or(0);
+    let mut size = targets.div_ceil(steps_allowed.max(1));
     loop {
         let mut batches: Vec<Vec<usize>> = Vec::new();
-        for &i in order {
-            match batches.last_mut() {
-                Some(last) if last.len() < size && same_shape(steps[last[0]], steps[i]) => last.push(i),
-                _ => batches.push(vec![i]),
+        for order in orders {
+            let mut these: Vec<Vec<usize>> = Vec::new();
+            for &i in order.iter() {
+                match these.last_mut() {
+                    Some(last) if last.len() < size && same_shape(steps[last[0]], steps[i]) => last.push(i),
+                    _ => these.push(vec![i]),
+                }
             }
+            batches.append(&mut these);
         }
-        if batches.len() <= steps_allowed || size >= order.len() {
+        if batches.len() <= steps_allowed || size >= longest {
             return batches;
         }
         size += 1;
