@@ -40,7 +40,12 @@ pub fn check_path(path: &str) -> Result<()> {
     Ok(())
 }
 
-/// A parsed derivation: its name, its outputs and the derivations it needs.
+/// The input derivations of the `.drv` at `path`, for walking the graph.
+pub fn read_input_drvs(path: &str) -> Result<Vec<String>> {
+    Ok(Drv::read(path)?.input_drvs)
+}
+
+/// A parsed derivation: its path, its outputs and the derivations it needs.
 pub struct Drv {
     pub path: String,
     /// Output name → store path, `None` for outputs only known after building

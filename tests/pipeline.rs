@@ -376,3 +376,111 @@ fn not_a_pipeline_says_what_it_is() {
         .code(2)
         .stderr(predicates::str::contains("is not a pipeline (it evaluates to a set with hello); point -A at the result of nix/buildkite's mkPipeline"));
 }
+
+#[test]
+fn an_extra_step_needing_a_target_skipped_by_its_metadata_says_so() {
+    // The parents have no derivation; the pipeline must still be made.
+    let out = generate("skippedParent", &[]);
+    let build = steps(out.path(), "build-chunk-1.json");
+    let smoke = step_labelled(&build, ":gear: smoke (from broken)");
+    assert_eq!(smoke["skip"], "Parent target is skipped.");
+    let report = step_labelled(&build, ":gear: report (from tools)");
+    assert_eq!(report["skip"], false, "alwaysRun");
+    assert_eq!(report["command"], "echo 'report needs the output of tools, which is not built: not today' >&2; exit 1");
+    let files: Vec<PathBuf> = chunks(out.path()).keys().map(|f| out.path().join(f)).collect();
+    let result = Command::new("python3").arg(bkcheck()).args(&files).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stdout));
+}
+
+#[test]
+fn batching_keeps_to_the_job_limit_and_to_every_dependency() {
+    // 7 jobs are not target builds (a skipped target, 3 extra steps, a
+    // prompt's group of 3); the 11 targets need 3 steps (app differs in
+    // priority and timeout, the weird ones are alike, tools alone).
+    let out = generate("pipeline", &["--arg", "maxJobsPerBuild", "10"]);
+    let files = chunks(out.path());
+    let all: Vec<&Value> = files.values().flatten().collect();
+    let jobs: usize = all.iter().map(|s| 1 + s["steps"].as_array().map_or(0, Vec::len)).sum();
+    assert!(jobs <= 10, "{jobs} jobs");
+
+    // Every built target is in exactly one step's command, once.
+    let build = &files["build-chunk-1.json"];
+    let drvs_of = |step: &Value| -> Vec<String> {
+        let command = step["command"].as_str().unwrap_or_default();
+        command.split("--drv '").skip(1).map(|rest| rest.split('\'').next().unwrap().to_owned()).collect()
+    };
+    let target_steps: Vec<&Value> = build.iter().filter(|s| s["label"].as_str().unwrap().starts_with(":nix: ")).collect();
+    let mut built: Vec<String> = target_steps.iter().flat_map(|s| drvs_of(s)).collect();
+    built.sort();
+    let mut expected = vec![drv("tools"), drv("app")];
+    expected.extend(["a b", "x\"y", "$HOME", "${x}", "back\\slash", "back\\$dollar", "new\nline", "é", "it's"].map(weird_drv));
+    expected.sort();
+    assert_eq!(built, expected);
+
+    // A batch comes after the batches it needs, and extra steps follow
+    // the batch holding their parent.
+    let keys: Vec<&str> = all.iter().filter_map(|s| s["key"].as_str()).collect();
+    let batch_of = |drv: &str| {
+        target_steps.iter().find(|s| drvs_of(s).iter().any(|d| d == drv)).unwrap()["key"].as_str().unwrap().to_owned()
+    };
+    let (tools, app) = (batch_of(&drv("tools")), batch_of(&drv("app")));
+    if tools != app {
+        let app_step = target_steps.iter().find(|s| s["key"] == app.as_str()).unwrap();
+        assert!(app_step["depends_on"].as_array().unwrap().contains(&json!(tools)));
+    }
+    assert_eq!(step_labelled(build, ":gear: check (from app)")["depends_on"], json!([app]));
+    for step in &all {
+        for dep in step["depends_on"].as_array().into_iter().flatten() {
+            assert!(keys.contains(&dep.as_str().unwrap()), "{dep} names no step");
+        }
+    }
+    let paths: Vec<PathBuf> = files.keys().map(|f| out.path().join(f)).collect();
+    let result = Command::new("python3").arg(bkcheck()).args(&paths).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stdout));
+}
+
+#[test]
+fn a_job_limit_batching_cannot_meet_is_an_error() {
+    let out = tempfile::tempdir().unwrap();
+    treekite()
+        .args(["pipeline", "--root"])
+        .arg(fixture())
+        .args(["-A", "pipeline", "--arg", "maxJobsPerBuild", "9", "--out"])
+        .arg(out.path().join("p"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("leaves 2 steps for the targets within maxJobsPerBuild (9), but batching needs 3"));
+    assert!(!out.path().join("p").exists());
+}
+
+#[test]
+fn batching_keeps_skipped_targets_apart_from_the_rest() {
+    // A parent drvmap naming tools and every other weird target: skipped
+    // and unskipped targets alternate in dependency order.
+    let first = generate("pipeline", &[]);
+    let Value::Object(full) = read_json(&first.path().join("drvmap.json")) else { panic!("a drvmap is a set") };
+    let mut weird: Vec<&String> = full.keys().filter(|k| k.starts_with("weird:")).collect();
+    weird.sort();
+    let unchanged: Vec<&String> = weird.into_iter().step_by(2).chain(full.keys().filter(|k| *k == "tools")).collect();
+    let parent: serde_json::Map<String, Value> = unchanged.iter().map(|k| ((*k).clone(), full[k.as_str()].clone())).collect();
+    let parent_file = first.path().join("parent.json");
+    std::fs::write(&parent_file, serde_json::to_string(&parent).unwrap()).unwrap();
+
+    let out = generate("pipeline", &["--argstr", "parentDrvmap", parent_file.to_str().unwrap(), "--arg", "maxJobsPerBuild", "10"]);
+    let files = chunks(out.path());
+    let all: Vec<&Value> = files.values().flatten().collect();
+    let jobs: usize = all.iter().map(|s| 1 + s["steps"].as_array().map_or(0, Vec::len)).sum();
+    assert!(jobs <= 10, "{jobs} jobs");
+    for step in files["build-chunk-1.json"].iter().filter(|s| s["key"].as_str().unwrap().starts_with("drv-")) {
+        let targets: Vec<&str> = step["env"]["READTREE_TARGET"].as_str().unwrap().split(',').collect();
+        let skipped = step["skip"] != false;
+        for target in targets {
+            let unescaped = target.replace("$$", "$");
+            let named = unchanged.iter().any(|k| **k == unescaped || (unescaped == "alias" && *k == "tools"));
+            assert_eq!(named, skipped, "{target} in {step:#}");
+        }
+    }
+    let paths: Vec<PathBuf> = files.keys().map(|f| out.path().join(f)).collect();
+    let result = Command::new("python3").arg(bkcheck()).args(&paths).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stdout));
+}

@@ -46,8 +46,12 @@ let
   # must be written `$$`. A `$` after an odd run of backslashes would be read
   # as an escaped `\$` instead; `oddFill` goes between the run and the `$$`
   # to keep them apart.
+  #
+  # Most text holds no `$`, and `split` compiles its regular expression on
+  # every call, so that case returns at once.
   escapeDollars = oddFill: s:
-    concatStringsSep "" (map
+    if replaceStrings [ "$" ] [ "" ] s == s then s
+    else concatStringsSep "" (map
       (part:
         if isString part then part
         else
@@ -61,7 +65,22 @@ let
 
   # One shell word, single-quoted. Inside the quotes `''` is empty, so it
   # can separate a backslash from a `$` without changing the word.
-  shellArg = s: escapeDollars "''" ("'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'");
+  # Words with neither `'` nor `$` (store paths, most names) need no work.
+  shellArg = s:
+    if replaceStrings [ "'" "$" ] [ "" "" ] s == s then "'" + s + "'"
+    else escapeDollars "''" ("'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'");
+
+  # A derivation's drvPath as one shell word. When the string is exactly
+  # the store path its context names (as for every real derivation), it
+  # holds only what Nix allows in store path names, none of which needs
+  # quoting, unless the store directory does: checking that context is
+  # cheaper than looking at every character.
+  getContext = builtins.getContext or null;
+  storeDirPlain = getContext != null
+    && replaceStrings [ "'" "$" ] [ "" "" ] builtins.storeDir == builtins.storeDir;
+  drvArg = rawDrvPath: drvPath:
+    if storeDirPlain && attrNames (getContext rawDrvPath) == [ drvPath ] then "'${drvPath}'"
+    else shellArg drvPath;
 
   # Guard for step fields whose values are user text: Buildkite refuses a
   # skip reason over 70 characters.
@@ -77,16 +96,20 @@ let
   # builtins.groupBy arrived in Nix 2.5; the fallback is slower but works.
   groupBy = builtins.groupBy or (f: foldl' (acc: x: let k = f x; in acc // { ${k} = (acc.${k} or [ ]) ++ [ x ]; }) { });
 
-  # Pairs each item with its position, for chunking and deduplication.
-  indexed = list: genList (i: { index = i; value = elemAt list i; }) (length list);
-
   # Jobs Buildkite creates for a step: a group counts itself and its steps.
   jobsOf = step: if isAttrs step && step ? group then 1 + length (step.steps or [ ]) else 1;
 
   # Splits steps into chunks of at most `size` jobs each, keeping order.
+  # When no step is a group, every step is one job and the chunks are
+  # plain slices, found without a pass over the steps.
+  chunksOf = size: steps:
+    if builtins.any (step: step ? group) steps
+    then chunksByJobs size steps
+    else slicesOf (if size < 1 then 1 else size) steps;
+
   # Chunk boundaries are found in one pass; the chunks are then sliced out,
   # so the work is linear in the number of steps.
-  chunksOf = size: steps:
+  chunksByJobs = size: steps:
     let
       bounds = foldl'
         (acc: step:
@@ -103,6 +126,13 @@ let
       all = bounds.starts ++ (if bounds.count > 0 then [{ start = bounds.next - bounds.count; inherit (bounds) count; }] else [ ]);
     in
     map (c: genList (i: elemAt steps (c.start + i)) c.count) all;
+
+  # Consecutive slices of `size` (at least 1) items, the last one shorter.
+  slicesOf = size: list:
+    let n = length list;
+    in genList
+      (c: let start = c * size; in genList (i: elemAt list (start + i)) (if n - start < size then n - start else size))
+      ((n + size - 1) / size);
 
   # The step key for a derivation: its hash, which is unique per derivation
   # and safe in keys (at most 100 characters, no odd characters).
@@ -181,25 +211,30 @@ let
     }:
     let
       enabledPhases = filter (p: elem p activePhases) phases;
+      settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = uploadText treekite; };
       buildEnabled = elem "build" enabledPhases;
 
       # Targets sharing a derivation share a step; the first one leads.
-      groups = groupTargets drvTargets;
+      grouped = groupTargets drvTargets;
 
-      targetSteps = map
-        (group:
-          let parent = mkTargetGroup { inherit parentTargetMap cancelOnBuildFailing defaultStepOverrides treekite; } group;
-          in parent // { extraSteps = mkExtraSteps { inherit phases buildEnabled defaultStepOverrides treekite parent; }; })
-        groups;
+      # The shared arguments are applied once, not once per target.
+      mkGroup = mkTargetGroup {
+        inherit parentTargetMap cancelOnBuildFailing defaultStepOverrides treekite;
+        mkExtras = mkExtraSteps { inherit phases buildEnabled defaultStepOverrides treekite; };
+      };
+      targetSteps = map mkGroup grouped.groups;
 
       # Steps per phase, each target's extra steps right after it.
+      withExtras = filter (group: group.extraSteps != [ ]) targetSteps;
       stepsFor = phase:
-        concatMap
-          (group:
-            (if phase == "build" then [ group.step ] else [ ])
-            ++ map (e: e.step) (filter (e: e.phase == phase) group.extraSteps))
-          targetSteps
-        ++ (if phase == "build" then additionalSteps
+        let
+          isBuild = phase == "build";
+          extrasIn = group: map (e: e.step) (filter (e: e.phase == phase) group.extraSteps);
+        in
+        (if !isBuild then concatMap extrasIn withExtras
+        else if withExtras == [ ] then map (group: group.step) targetSteps
+        else concatMap (group: [ group.step ] ++ extrasIn group) targetSteps)
+        ++ (if isBuild then additionalSteps
         else if phase == "release" then postBuildSteps
         else [ ]);
     in
@@ -208,14 +243,27 @@ let
       version = 1;
       phases = enabledPhases;
       chunks = listToAttrs (map (phase: { name = phase; value = chunksOf chunkSize (stepsFor phase); }) enabledPhases);
-      drvmap = mkDrvmap drvTargets;
-      targets = concatMap (g: if g.drvPath == null || !buildEnabled then [ ] else [{
-        inherit (g.step) key;
-        inherit (g) drvPath;
-        skip = g.step.skip != false;
-        buildArgs = g.buildArgs;
-      }]) targetSteps;
-      settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = uploadText treekite; };
+      # With one target per group, the groups are the targets in order and
+      # already know their labels: the same drvmap as `mkDrvmap drvTargets`.
+      drvmap =
+        if grouped.oneEach then
+          listToAttrs (concatMap
+            (g: if g.drvPath == null then [ ] else [{ name = g.label; value = { inherit (g) drvPath attrPath; }; }])
+            targetSteps)
+        else mkDrvmap drvTargets;
+      # For `treekite pipeline`: whether to find dependencies, the phases
+      # and settings again, and one `[ key drvPath skip buildArgs ]` per
+      # target step (lists print faster than sets). Nix prints attributes
+      # in name order, so this comes first: treekite reads the .drv graph
+      # while the steps are printed, and batches them while the drvmap is.
+      analysis = {
+        inherit dependencies settings;
+        phases = enabledPhases;
+        targets = if !buildEnabled then [ ] else concatMap
+          (g: if g.drvPath == null then [ ] else [ [ g.step.key g.drvPath (g.step.skip != false) g.buildArgs ] ])
+          targetSteps;
+      };
+      inherit settings;
     };
 
   # True when a target's own metadata says not to build it; its `drvPath`
@@ -228,67 +276,102 @@ let
 
   # Groups targets by derivation, in first-seen order. A target skipped by
   # its metadata stays on its own: its drvPath is never asked for.
+  # `oneEach` tells that no two targets share a derivation, the usual case,
+  # which needs no search for each group's leader.
   #
-  # Type: [Target] -> [{ targets :: [Target], drvPath :: String? }]
+  # Type: [Target] -> { groups :: [{ targets :: [Target], drvPath :: String? }], oneEach :: Bool }
   groupTargets = drvTargets:
     let
-      entries = map
-        (e: {
-          inherit (e) index;
-          target = e.value;
-          drvPath = if skippedByMeta e.value then null else unsafeDiscardStringContext e.value.drvPath;
-        })
-        (indexed drvTargets);
+      entries = genList
+        (index:
+          let target = elemAt drvTargets index;
+          in {
+            inherit index target;
+            drvPath = if skippedByMeta target then null else unsafeDiscardStringContext target.drvPath;
+          })
+        (length drvTargets);
       idOf = e: if e.drvPath == null then "skipped-${toString e.index}" else e.drvPath;
       byId = groupBy idOf entries;
+      oneEach = length (attrNames byId) == length entries;
       leaders = filter (e: (head byId.${idOf e}).index == e.index) entries;
     in
-    map (e: { targets = map (m: m.target) byId.${idOf e}; inherit (e) drvPath; }) leaders;
+    {
+      inherit oneEach;
+      groups =
+        if oneEach then map (e: { targets = [ e.target ]; inherit (e) drvPath; }) entries
+        else map (e: { targets = map (m: m.target) byId.${idOf e}; inherit (e) drvPath; }) leaders;
+    };
 
-  # The step building one group of targets (all the same derivation).
-  mkTargetGroup = { parentTargetMap, cancelOnBuildFailing, defaultStepOverrides, treekite }: group:
+  # The step building one group of targets (all the same derivation), and
+  # the group's extra steps (from `mkExtras`).
+  mkTargetGroup = { parentTargetMap, cancelOnBuildFailing, defaultStepOverrides, treekite, mkExtras }:
     let
+      treekiteText = uploadText treekite;
+      noParentMap = parentTargetMap == { };
+      cancel = if cancelOnBuildFailing then { cancel_on_build_failing = true; } else { };
+    in
+    group:
+    let
+      inherit (group) drvPath;
       target = head group.targets;
-      labels = map readTree.mkLabel group.targets;
-      label = head labels;
-      unchanged = group.drvPath != null
-        && builtins.any (l: (parentTargetMap.${l}.drvPath or null) == group.drvPath) labels;
-      ciSkip = target.meta.ci.skip or false;
+      single = length group.targets == 1;
+      label = readTree.mkLabel target;
+      labels = if single then [ label ] else map readTree.mkLabel group.targets;
+      # The label holds every character of the attribute path's names, so
+      # when it has neither `'` nor `$`, neither has the path as JSON: one
+      # look at the label spares escaping both.
+      plain = replaceStrings [ "'" "$" ] [ "" "" ] label == label;
+      labelText = if plain then label else uploadText label;
+      attrPath = targetAttrPath target;
+      meta = target.meta or { };
+      ci = meta.ci or { };
+      unchanged = !noParentMap && drvPath != null
+        && builtins.any (l: (parentTargetMap.${l}.drvPath or null) == drvPath) labels;
+      ciSkip = ci.skip or false;
       skip =
-        if (target.meta.broken or false) == true then "Target is marked broken."
+        if (meta.broken or false) == true then "Target is marked broken."
         else if ciSkip != false then skipReason "Target is marked meta.ci.skip." ciSkip
         else if unchanged then "Target has not changed."
         else false;
-      buildArgs = concatStringsSep " " [ "--drv" (shellArg group.drvPath) "--attr-path" (shellArg (toJSON (targetAttrPath target))) ];
-      timeout = target.meta.timeout or null;
+      attrPathJSON = toJSON attrPath;
+      buildArgs = "--drv " + drvArg target.drvPath drvPath + " --attr-path " + (if plain then "'" + attrPathJSON + "'" else shellArg attrPathJSON);
+      timeout = meta.timeout or null;
+      self = {
+        inherit drvPath target label plain labelText buildArgs attrPath attrPathJSON skip;
+        step = {
+          label = ":nix: " + (if single then labelText else uploadText (concatStringsSep ", " labels));
+          key =
+            if drvPath == null then "skipped-" + substring 0 32 (hashString "sha256" (toJSON attrPath))
+            else "drv-" + substring 0 32 (baseNameOf drvPath);
+          command =
+            if drvPath == null then "echo ${shellArg "${label} is not built: ${skip}"}"
+            else treekiteText + " build " + buildArgs;
+          env.READTREE_TARGET = labelText;
+          inherit skip;
+          depends_on = ci.buildkiteExtraDeps or [ ];
+        }
+        // cancel
+        // (if timeout == null then { } else { timeout_in_minutes = let m = (timeout + 59) / 60; in if m < 1 then 1 else m; })
+        // defaultStepOverrides
+        // (ci.buildkiteExtraStepArgs or { });
+        extraSteps = mkExtras self;
+      };
     in
-    {
-      inherit (group) drvPath;
-      inherit target label buildArgs;
-      attrPath = targetAttrPath target;
-      step = {
-        label = ":nix: " + uploadText (concatStringsSep ", " labels);
-        key = if group.drvPath == null then "skipped-" + substring 0 32 (hashString "sha256" (toJSON (targetAttrPath target))) else keyForDrv group.drvPath;
-        command =
-          if group.drvPath == null then "echo ${shellArg "${label} is not built: ${skip}"}"
-          else "${uploadText treekite} build ${buildArgs}";
-        env.READTREE_TARGET = uploadText label;
-        inherit skip;
-        depends_on = target.meta.ci.buildkiteExtraDeps or [ ];
-      }
-      // (if cancelOnBuildFailing then { cancel_on_build_failing = true; } else { })
-      // (if timeout == null then { } else { timeout_in_minutes = let m = (timeout + 59) / 60; in if m < 1 then 1 else m; })
-      // defaultStepOverrides
-      // (target.meta.ci.buildkiteExtraStepArgs or { });
-    };
+    self;
 
   # The extra steps of a target group, from `meta.ci.extraSteps`, each with
   # the phase it belongs to.
-  mkExtraSteps = { phases, buildEnabled, defaultStepOverrides, treekite, parent }:
+  mkExtraSteps = { phases, buildEnabled, defaultStepOverrides, treekite }:
+    let treekiteText = uploadText treekite;
+    in
+    parent:
     let extraSteps = parent.target.meta.ci.extraSteps or { };
-    in map (name: mkExtraStep { inherit phases buildEnabled defaultStepOverrides treekite parent name; } extraSteps.${name}) (attrNames extraSteps);
+    in if extraSteps == { } then [ ]
+    else map (name: mkExtraStep { inherit phases buildEnabled defaultStepOverrides treekite treekiteText parent name; } extraSteps.${name}) (attrNames extraSteps);
 
-  mkExtraStep = { phases, buildEnabled, defaultStepOverrides, treekite, parent, name }:
+  # Reuses what the parent's step already computed (its build arguments,
+  # attribute path as JSON, label text) rather than quoting it again.
+  mkExtraStep = { phases, buildEnabled, defaultStepOverrides, treekite, treekiteText, parent, name }:
     { command
     , label ? name
     , needsOutput ? false
@@ -314,27 +397,38 @@ let
       # Which parent to build for `needsOutput`: an override makes a
       # different derivation, which its attribute path cannot re-create.
       outputParent = if parentOverride == null then null else parentOverride parent.target;
+      # (`mkBuildCommand` for the parent: its build arguments, then the link.)
       buildParent =
         if outputParent == null then
-          mkBuildCommand { inherit (parent) attrPath drvPath; outLink = "result"; inherit treekite; }
+          "${treekiteText} build ${parent.buildArgs} --out-link 'result'"
         else
           mkBuildCommand { attrPath = null; drvPath = outputParent.drvPath; outLink = "result"; inherit treekite; };
-      runScript = concatStringsSep " " [
-        (uploadText treekite)
-        "exec --drv"
-        (shellArg (unsafeDiscardStringContext script.drvPath))
-        "--attr-path"
-        (shellArg (toJSON (parent.attrPath ++ [ "meta" "ci" "extraSteps" name "command" ])))
-      ];
+      # toJSON (parent.attrPath ++ [ "meta" "ci" "extraSteps" name "command" ]),
+      # from the parent's own JSON.
+      scriptAttrPath =
+        if parent.attrPath == [ ] then toJSON [ "meta" "ci" "extraSteps" name "command" ]
+        else "${substring 0 (stringLength parent.attrPathJSON - 1) parent.attrPathJSON},\"meta\",\"ci\",\"extraSteps\",${toJSON name},\"command\"]";
+      scriptAttrPathArg =
+        if parent.plain && replaceStrings [ "'" "$" ] [ "" "" ] name == name then "'${scriptAttrPath}'"
+        else shellArg scriptAttrPath;
+      runScript = "${treekiteText} exec --drv ${drvArg script.drvPath (unsafeDiscardStringContext script.drvPath)} --attr-path ${scriptAttrPathArg}";
 
       parentSkipped = parent.step.skip != false;
       key = "extra-step-" + hashString "sha1" (toJSON [ parent.step.key name ]);
-      stepLabel = uploadText "${label} (from ${parent.label})";
+      # uploadText "${label} (from ${parent.label})": " (from " holds no
+      # `\` or `$`, so each side can be escaped alone.
+      stepLabel = "${uploadText label} (from ${parent.labelText})";
 
       step = {
         inherit key;
         label = ":gear: " + stepLabel;
-        command = if needsOutput then "${buildParent} && ${runScript}" else runScript;
+        command =
+          if !needsOutput then runScript
+          # A parent skipped by its metadata has no derivation to build: the
+          # step (skipped unless `alwaysRun`) says so if it ever runs.
+          else if outputParent == null && parent.drvPath == null then
+            "echo ${shellArg "${label} needs the output of ${parent.label}, which is not built: ${parent.skip}"} >&2; exit 1"
+          else "${buildParent} && ${runScript}";
         skip =
           if skip != false then skipReason "Extra step is marked skip." skip
           else if alwaysRun then false

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Result;
 use serde_json::{Map, Value};
 
-use super::model::{Pipeline, Step, chunk, dependency_key, depends_on_mut, jobs};
+use super::model::{Pipeline, Step, chunk, dependency_key, jobs};
 use crate::exit::bad_input;
 
 /// Batches target steps when needed; returns the warning to show if it did.
@@ -30,11 +30,26 @@ pub fn fit_job_limit(pipeline: &mut Pipeline, target_deps: &[Vec<usize>]) -> Res
         )));
     }
     let steps_allowed = limit - others;
-    let order = dependency_order(target_deps);
-    let batches = plan(pipeline, &order, steps_allowed);
+    // Skipped targets run nothing and nothing waits for them, so they are
+    // batched apart: among the others in dependency order they would cut
+    // every run of alike steps short (a build against a parent drvmap
+    // skips most targets, scattered through that order).
+    let (skipped, active): (Vec<usize>, Vec<usize>) =
+        dependency_order(target_deps).into_iter().partition(|&i| pipeline.targets[i].skip);
+    let (batches, merged) = {
+        let steps = target_steps(pipeline);
+        let batches = plan(&steps, &[&active, &skipped], steps_allowed);
+        let merged = merge_batches(pipeline, &steps, &batches);
+        (batches, merged)
+    };
     let count = batches.len();
+    if count > steps_allowed {
+        return Err(bad_input(format!(
+            "the pipeline has {others} jobs besides its {targets} target builds, which leaves {steps_allowed} steps for the targets within maxJobsPerBuild ({limit}), but batching needs {count}: targets whose steps differ in more than label, key, command, env, depends_on and timeout (e.g. skip, priority, agents) cannot share a step; raise maxJobsPerBuild or make those steps alike"
+        )));
+    }
     let largest = batches.iter().map(Vec::len).max().unwrap_or(0);
-    rewrite(pipeline, &batches);
+    rewrite(pipeline, &batches, merged);
     Ok(Some(format!(
         "{total} jobs would exceed maxJobsPerBuild ({limit}); built {targets} targets in {count} steps of up to {largest} targets each"
     )))
@@ -66,96 +81,132 @@ fn dependency_order(target_deps: &[Vec<usize>]) -> Vec<usize> {
 }
 
 /// Groups of targets (indices), each becoming one step: consecutive in
-/// dependency order, at most `size` each, and only targets whose steps
-/// differ in nothing but what batching merges.
-fn plan(pipeline: &Pipeline, order: &[usize], steps_allowed: usize) -> Vec<Vec<usize>> {
-    let steps = target_steps(pipeline);
-    let shapes: Vec<Value> = (0..pipeline.targets.len()).map(|i| shape(steps[&i])).collect();
-    let mut size = order.len().div_ceil(steps_allowed.max(1));
+/// one of `orders` (each a dependency order), at most `size` each, and only
+/// targets whose steps differ in nothing but what batching merges.
+fn plan(steps: &[&Step], orders: &[&[usize]], steps_allowed: usize) -> Vec<Vec<usize>> {
+    let targets: usize = orders.iter().map(|order| order.len()).sum();
+    let longest = orders.iter().map(|order| order.len()).max().unwrap_or(0);
+    let mut size = targets.div_ceil(steps_allowed.max(1));
     loop {
         let mut batches: Vec<Vec<usize>> = Vec::new();
-        for &i in order {
-            match batches.last_mut() {
-                Some(last) if last.len() < size && shapes[last[0]] == shapes[i] => last.push(i),
-                _ => batches.push(vec![i]),
+        for order in orders {
+            let mut these: Vec<Vec<usize>> = Vec::new();
+            for &i in order.iter() {
+                match these.last_mut() {
+                    Some(last) if last.len() < size && same_shape(steps[last[0]], steps[i]) => last.push(i),
+                    _ => these.push(vec![i]),
+                }
             }
+            batches.append(&mut these);
         }
-        if batches.len() <= steps_allowed || size >= order.len() {
+        if batches.len() <= steps_allowed || size >= longest {
             return batches;
         }
         size += 1;
     }
 }
 
-fn target_steps(pipeline: &Pipeline) -> HashMap<usize, &Step> {
+/// Each target's step (by target index), found by key; the last step with
+/// a target's key is the one.
+fn target_steps(pipeline: &Pipeline) -> Vec<&Step> {
     let by_key: HashMap<&str, usize> =
         pipeline.targets.iter().enumerate().map(|(i, t)| (t.key.as_str(), i)).collect();
-    pipeline
-        .chunks
-        .values()
-        .flatten()
-        .flatten()
-        .filter_map(|step| {
-            let i = *by_key.get(step.get("key")?.as_str()?)?;
-            Some((i, step))
+    let mut steps: Vec<Option<&Step>> = vec![None; pipeline.targets.len()];
+    for step in pipeline.chunks.values().flatten().flatten() {
+        if let Some(&i) = step.get("key").and_then(Value::as_str).and_then(|k| by_key.get(k)) {
+            steps[i] = Some(step);
+        }
+    }
+    steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, step)| step.unwrap_or_else(|| panic!("target {} has no step", pipeline.targets[i].key)))
+        .collect()
+}
+
+/// The fields a batch combines from its members' steps.
+const MERGED: [&str; 6] = ["label", "key", "command", "env", "depends_on", "timeout_in_minutes"];
+
+/// Whether two target steps can share one: equal in everything but the
+/// fields a batch combines. Skipped and unskipped targets never mix (any
+/// skip reason counts as `true`).
+fn same_shape(a: &Step, b: &Step) -> bool {
+    fn kept(step: &Step) -> impl Iterator<Item = (&String, &Value)> {
+        step.as_object().into_iter().flatten().filter(|(field, _)| !MERGED.contains(&field.as_str()))
+    }
+    let normal = |field: &str, value: &Value| field == "skip" && value != false;
+    let mut a = kept(a);
+    let mut b = kept(b);
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some((fa, va)), Some((fb, vb))) => {
+                if fa != fb || !(if normal(fa, va) || normal(fb, vb) { normal(fa, va) && normal(fb, vb) } else { va == vb }) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// Each batch's step, in batch order.
+fn merge_batches(pipeline: &Pipeline, steps: &[&Step], batches: &[Vec<usize>]) -> Vec<Step> {
+    batches
+        .iter()
+        .map(|batch| {
+            let members: Vec<&Step> = batch.iter().map(|&i| steps[i]).collect();
+            let args: Vec<&str> = batch.iter().map(|&i| pipeline.targets[i].build_args.as_str()).collect();
+            merge(&members, &args, &pipeline.settings.treekite)
         })
         .collect()
 }
 
-/// What must be equal for two target steps to share one: everything but the
-/// fields a batch combines. Skipped and unskipped targets never mix.
-fn shape(step: &Step) -> Value {
-    let mut rest = step.as_object().cloned().unwrap_or_default();
-    for merged in ["label", "key", "command", "env", "depends_on", "timeout_in_minutes"] {
-        rest.remove(merged);
-    }
-    if rest.get("skip").is_some_and(|s| s != false) {
-        rest.insert("skip".to_owned(), Value::Bool(true));
-    }
-    Value::Object(rest)
-}
-
 /// Replaces the build phase's target steps by batch steps and points every
 /// `depends_on` at the batches.
-fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>]) {
-    let keys: Vec<String> = pipeline.targets.iter().map(|t| t.key.clone()).collect();
-    let mut batch_key: HashMap<String, String> = HashMap::new();
+fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>], merged: Vec<Step>) {
+    let Pipeline { targets, chunks, settings, .. } = pipeline;
+    let mut batch_key: HashMap<&str, &str> = HashMap::new();
     for batch in batches {
         for &i in batch {
-            batch_key.insert(keys[i].clone(), keys[batch[0]].clone());
+            batch_key.insert(&targets[i].key, &targets[batch[0]].key);
         }
     }
-    let steps_by_target: HashMap<usize, Step> =
-        target_steps(pipeline).into_iter().map(|(i, s)| (i, s.clone())).collect();
-    let merged: HashMap<String, Step> = batches
-        .iter()
-        .map(|batch| {
-            let members: Vec<&Step> = batch.iter().map(|i| &steps_by_target[i]).collect();
-            let args: Vec<&str> = batch.iter().map(|&i| pipeline.targets[i].build_args.as_str()).collect();
-            (keys[batch[0]].clone(), merge(&members, &args, &pipeline.settings.treekite))
-        })
-        .collect();
-
-    let chunk_size = pipeline.settings.chunk_size;
-    let build = pipeline.chunks.get_mut("build").map(std::mem::take).unwrap_or_default();
-    let steps: Vec<Step> = build
-        .into_iter()
-        .flatten()
-        .filter_map(|step| match step.get("key").and_then(Value::as_str) {
-            Some(key) if batch_key.contains_key(key) => merged.get(key).cloned(),
-            _ => Some(step),
-        })
-        .collect();
-    pipeline.chunks.insert("build".to_owned(), chunk(steps, chunk_size));
-    for step in pipeline.chunks.values_mut().flatten().flatten() {
+    // The step of a batch's first target becomes the batch; the other
+    // targets' steps go. (A key on several steps gives copies of the batch.)
+    let mut merged: HashMap<&str, Step> =
+        batches.iter().zip(merged).map(|(batch, step)| (targets[batch[0]].key.as_str(), step)).collect();
+    let mut placed: HashMap<&str, usize> = HashMap::new();
+    let build = chunks.remove("build").unwrap_or_default();
+    let mut steps: Vec<Step> = Vec::with_capacity(merged.len());
+    for step in build.into_iter().flatten() {
+        let Some((&key, _)) = step.get("key").and_then(Value::as_str).and_then(|k| batch_key.get_key_value(k)) else {
+            steps.push(step);
+            continue;
+        };
+        if let Some(batch) = merged.remove(key) {
+            placed.insert(key, steps.len());
+            steps.push(batch);
+        } else if let Some(&at) = placed.get(key) {
+            steps.push(steps[at].clone());
+        }
+    }
+    chunks.insert("build".to_owned(), chunk(steps, settings.chunk_size));
+    for step in chunks.values_mut().flatten().flatten() {
         redirect(step, &batch_key);
     }
 }
 
 /// One step building all `members` (in order), labelled with all of them.
 fn merge(members: &[&Step], build_args: &[&str], treekite: &str) -> Step {
-    let first = members[0].as_object().cloned().unwrap_or_default();
-    let mut step = first.clone();
+    const REPLACED: [&str; 4] = ["label", "command", "env", "depends_on"];
+    let first = members[0].as_object();
+    let mut step: Map<String, Value> = first
+        .into_iter()
+        .flatten()
+        .filter(|(field, _)| !REPLACED.contains(&field.as_str()))
+        .map(|(field, value)| (field.clone(), value.clone()))
+        .collect();
     let labels: Vec<&str> = members
         .iter()
         .filter_map(|m| m.get("label")?.as_str())
@@ -167,14 +218,14 @@ fn merge(members: &[&Step], build_args: &[&str], treekite: &str) -> Step {
         .iter()
         .filter_map(|m| m.pointer("/env/READTREE_TARGET")?.as_str())
         .collect();
-    let mut env = first.get("env").and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
+    let mut env = first.and_then(|f| f.get("env")).and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
     env.insert("READTREE_TARGET".into(), Value::String(targets.join(",")));
     step.insert("env".into(), Value::Object(env));
     let mut deps: Vec<Value> = Vec::new();
     let mut seen = HashSet::new();
     for m in members {
         for d in m.get("depends_on").and_then(Value::as_array).into_iter().flatten() {
-            if seen.insert(dependency_key(d).unwrap_or_default().to_owned()) {
+            if seen.insert(dependency_key(d).unwrap_or_default()) {
                 deps.push(d.clone());
             }
         }
@@ -200,33 +251,42 @@ fn short_list(labels: &[&str]) -> String {
 
 /// Points a step's (and its group's steps') dependencies at batches, without
 /// duplicates or a dependency on itself.
-fn redirect(step: &mut Step, batch_key: &HashMap<String, String>) {
-    let own = step.get("key").and_then(Value::as_str).map(str::to_owned);
+fn redirect(step: &mut Step, batch_key: &HashMap<&str, &str>) {
     if let Some(inner) = step.get_mut("steps").and_then(Value::as_array_mut) {
         inner.iter_mut().for_each(|s| redirect(s, batch_key));
     }
-    if step.get("depends_on").is_none() {
-        return;
+    let Some(object) = step.as_object_mut() else { return };
+    // Taken out while the step's own key is read, then put back in place.
+    let Some(mut list) = object.get_mut("depends_on").map(std::mem::take) else { return };
+    if let Value::String(key) = &mut list {
+        list = Value::Array(vec![Value::String(std::mem::take(key))]);
     }
-    let Some(list) = depends_on_mut(step) else { return };
-    let mut seen = HashSet::new();
-    let mut redirected = Vec::with_capacity(list.len());
-    for entry in list.drain(..) {
-        let Some(key) = dependency_key(&entry).map(str::to_owned) else {
-            redirected.push(entry);
-            continue;
-        };
-        let target = batch_key.get(&key).cloned().unwrap_or(key);
-        if Some(&target) == own.as_ref() || !seen.insert(target.clone()) {
-            continue;
-        }
-        redirected.push(match entry {
-            Value::Object(mut o) => {
-                o.insert("step".into(), Value::String(target));
-                Value::Object(o)
+    if let Value::Array(entries) = &mut list {
+        let own = object.get("key").and_then(Value::as_str);
+        let mut seen: Vec<String> = Vec::with_capacity(entries.len());
+        let mut redirected = Vec::with_capacity(entries.len());
+        for entry in entries.drain(..) {
+            let Some(key) = dependency_key(&entry) else {
+                redirected.push(entry);
+                continue;
+            };
+            let target = batch_key.get(key).copied().unwrap_or(key);
+            if Some(target) == own || seen.iter().any(|s| s == target) {
+                continue;
             }
-            _ => Value::String(target),
-        });
+            let target = target.to_owned();
+            seen.push(target.clone());
+            redirected.push(match entry {
+                Value::Object(mut o) => {
+                    o.insert("step".into(), Value::String(target));
+                    Value::Object(o)
+                }
+                _ => Value::String(target),
+            });
+        }
+        *entries = redirected;
     }
-    *list = redirected;
+    if let Some(slot) = object.get_mut("depends_on") {
+        *slot = list;
+    }
 }

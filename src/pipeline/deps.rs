@@ -6,31 +6,35 @@
 //! evaluation just wrote.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::rc::Rc;
 
 use anyhow::Result;
 use serde_json::Value;
 
 use super::model::{Pipeline, Target, dependency_key, depends_on_mut};
-use crate::drv::Drv;
+use crate::drv;
 
 /// For each target (by index), the indices of the targets it needs nearest,
 /// in target order. Skipped targets are never needed: they are unchanged,
 /// and so is everything below them.
 pub fn nearest_targets(targets: &[Target]) -> Result<Vec<Vec<usize>>> {
-    let index: HashMap<&str, usize> =
-        targets.iter().enumerate().map(|(i, t)| (t.drv_path.as_str(), i)).collect();
-    let graph = read_graph(targets.iter().map(|t| t.drv_path.clone()).collect())?;
-    let mut nearest = Nearest { graph: &graph, index: &index, memo: HashMap::new() };
+    let graph = Graph::read(targets.iter().map(|t| t.drv_path.as_str()))?;
+    // Node → target index; targets are the first nodes, in target order
+    // (their drvPaths are distinct: targets sharing one share a step).
+    let mut target_of: Vec<Option<usize>> = vec![None; graph.inputs.len()];
+    for (i, target) in targets.iter().enumerate() {
+        target_of[graph.ids[target.drv_path.as_str()]] = Some(i);
+    }
+    let mut nearest = Nearest { graph: &graph, target_of: &target_of, memo: vec![None; graph.inputs.len()] };
     Ok(targets
         .iter()
         .enumerate()
         .map(|(i, target)| {
-            let mut found: Vec<usize> = graph[&target.drv_path]
-                .iter()
-                .flat_map(|input| nearest.through(input).iter().copied().collect::<Vec<_>>())
-                .filter(|&j| j != i && !targets[j].skip)
-                .collect();
+            let node = graph.ids[target.drv_path.as_str()];
+            let mut found: Vec<usize> = Vec::new();
+            for &input in &graph.inputs[node] {
+                found.extend(nearest.through(input).iter().copied().filter(|&j| j != i && !targets[j].skip));
+            }
             found.sort_unstable();
             found.dedup();
             found
@@ -58,39 +62,59 @@ pub fn apply(pipeline: &mut Pipeline, target_deps: &[Vec<usize>]) {
     }
 }
 
-/// `.drv` path → input `.drv` paths, for everything the targets need.
-/// Read breadth-first, each level's files parsed in parallel.
-fn read_graph(roots: Vec<String>) -> Result<HashMap<String, Vec<String>>> {
-    let mut graph: HashMap<String, Vec<String>> = HashMap::new();
-    let mut level: Vec<String> = roots;
-    level.sort_unstable();
-    level.dedup();
-    while !level.is_empty() {
-        let parsed = parse_all(&level)?;
-        let mut next = Vec::new();
-        for (path, inputs) in level.into_iter().zip(parsed) {
-            next.extend(inputs.iter().filter(|i| !graph.contains_key(*i)).cloned());
-            graph.insert(path, inputs);
-        }
-        next.sort_unstable();
-        next.dedup();
-        next.retain(|p| !graph.contains_key(p));
-        level = next;
-    }
-    Ok(graph)
+/// The derivations the targets need, each a node numbered in the order it
+/// was found (the roots first), with the nodes of its input derivations.
+struct Graph {
+    ids: HashMap<String, usize>,
+    inputs: Vec<Vec<usize>>,
 }
 
-fn parse_all(paths: &[String]) -> Result<Vec<Vec<String>>> {
+impl Graph {
+    /// Reads `.drv` files breadth-first from `roots`, each level's files
+    /// parsed in parallel.
+    fn read<'r>(roots: impl Iterator<Item = &'r str>) -> Result<Graph> {
+        let mut graph = Graph { ids: HashMap::new(), inputs: Vec::new() };
+        let mut paths: Vec<String> = Vec::new();
+        let mut level: Vec<usize> = roots.map(|root| graph.intern(root, &mut paths)).collect();
+        level.sort_unstable();
+        level.dedup();
+        while !level.is_empty() {
+            let parsed = parse_all(&level.iter().map(|&n| paths[n].as_str()).collect::<Vec<_>>())?;
+            let mut next = Vec::new();
+            for (node, inputs) in level.into_iter().zip(parsed) {
+                let known = graph.inputs.len();
+                let ids: Vec<usize> = inputs.iter().map(|input| graph.intern(input, &mut paths)).collect();
+                next.extend(ids.iter().copied().filter(|&id| id >= known));
+                graph.inputs[node] = ids;
+            }
+            level = next;
+        }
+        Ok(graph)
+    }
+
+    /// The node of `path`, new (and so unread) if it was not seen before.
+    fn intern(&mut self, path: &str, paths: &mut Vec<String>) -> usize {
+        if let Some(&id) = self.ids.get(path) {
+            return id;
+        }
+        let id = self.inputs.len();
+        self.ids.insert(path.to_owned(), id);
+        self.inputs.push(Vec::new());
+        paths.push(path.to_owned());
+        id
+    }
+}
+
+fn parse_all(paths: &[&str]) -> Result<Vec<Vec<String>>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let per_thread = paths.len().div_ceil(threads).max(64);
+    if paths.len() <= per_thread {
+        return paths.iter().map(|p| drv::read_input_drvs(p)).collect();
+    }
     std::thread::scope(|scope| {
         let handles: Vec<_> = paths
             .chunks(per_thread)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter().map(|p| Drv::read(p).map(|d| d.input_drvs)).collect::<Result<Vec<_>>>()
-                })
-            })
+            .map(|part| scope.spawn(move || part.iter().map(|p| drv::read_input_drvs(p)).collect::<Result<Vec<_>>>()))
             .collect();
         let mut all = Vec::with_capacity(paths.len());
         for handle in handles {
@@ -103,46 +127,42 @@ fn parse_all(paths: &[String]) -> Result<Vec<Vec<String>>> {
 /// The nearest targets below each derivation, remembered per derivation so
 /// shared toolchains are walked once.
 struct Nearest<'a> {
-    graph: &'a HashMap<String, Vec<String>>,
-    index: &'a HashMap<&'a str, usize>,
-    memo: HashMap<&'a str, Arc<[usize]>>,
+    graph: &'a Graph,
+    target_of: &'a [Option<usize>],
+    memo: Vec<Option<Rc<[usize]>>>,
 }
 
-impl<'a> Nearest<'a> {
-    /// Targets reached from `drv`: itself when it is a target, else the
+impl Nearest<'_> {
+    /// Targets reached from `node`: itself when it is a target, else the
     /// nearest targets among its inputs. Iterative, as chains can be deep.
-    fn through(&mut self, drv: &'a str) -> Arc<[usize]> {
-        if let Some(&i) = self.index.get(drv) {
-            return Arc::from([i]);
+    fn through(&mut self, node: usize) -> Rc<[usize]> {
+        if let Some(i) = self.target_of[node] {
+            return Rc::from([i]);
         }
-        let mut stack: Vec<&'a str> = vec![drv];
+        let mut stack: Vec<usize> = vec![node];
         while let Some(&top) = stack.last() {
-            if self.memo.contains_key(top) {
+            if self.memo[top].is_some() {
                 stack.pop();
                 continue;
             }
-            let inputs = &self.graph[top];
-            let pending: Vec<&'a str> = inputs
-                .iter()
-                .map(String::as_str)
-                .filter(|i| !self.index.contains_key(i) && !self.memo.contains_key(i))
-                .collect();
-            if !pending.is_empty() {
-                stack.extend(pending);
+            let inputs = &self.graph.inputs[top];
+            let pending = stack.len();
+            stack.extend(inputs.iter().copied().filter(|&i| self.target_of[i].is_none() && self.memo[i].is_none()));
+            if stack.len() > pending {
                 continue;
             }
-            let mut found: Vec<usize> = inputs
-                .iter()
-                .flat_map(|i| match self.index.get(i.as_str()) {
-                    Some(&t) => vec![t],
-                    None => self.memo[i.as_str()].to_vec(),
-                })
-                .collect();
+            let mut found: Vec<usize> = Vec::new();
+            for &i in inputs {
+                match self.target_of[i] {
+                    Some(t) => found.push(t),
+                    None => found.extend_from_slice(self.memo[i].as_deref().expect("inputs are walked first")),
+                }
+            }
             found.sort_unstable();
             found.dedup();
-            self.memo.insert(top, found.into());
+            self.memo[top] = Some(found.into());
             stack.pop();
         }
-        self.memo[drv].clone()
+        self.memo[node].clone().expect("walked")
     }
 }

@@ -14,19 +14,29 @@ use crate::cli::PipelineArgs;
 
 pub fn run(args: &PipelineArgs) -> Result<()> {
     write::check_out_dir(&args.out)?;
-    let mut pipeline = eval::evaluate(args)?;
-    let target_deps = if pipeline.settings.dependencies {
-        deps::nearest_targets(&pipeline.targets)?
-    } else {
-        vec![Vec::new(); pipeline.targets.len()]
-    };
-    deps::apply(&mut pipeline, &target_deps);
-    if let Some(warning) = batch::fit_job_limit(&mut pipeline, &target_deps)? {
+    let (pipeline, warning) = eval::evaluate(
+        args,
+        |dependencies, targets| {
+            if dependencies {
+                deps::nearest_targets(targets)
+            } else {
+                Ok(vec![Vec::new(); targets.len()])
+            }
+        },
+        |pipeline, target_deps| {
+            deps::apply(pipeline, &target_deps);
+            batch::fit_job_limit(pipeline, &target_deps)
+        },
+    )?;
+    if let Some(warning) = warning {
         eprintln!("treekite: warning: {warning}");
     }
     write::write(&args.out, &pipeline)?;
     for line in write::summary(&pipeline) {
         eprintln!("treekite: {line}");
     }
+    // The process ends next: freeing tens of thousands of small JSON values
+    // one by one would only cost time.
+    std::mem::forget(pipeline);
     Ok(())
 }

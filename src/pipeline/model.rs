@@ -9,17 +9,57 @@ use serde_json::Value;
 pub type Step = Value;
 
 #[derive(Debug, Deserialize)]
+#[serde(from = "Shape")]
 pub struct Pipeline {
     /// Phases in upload order.
     pub phases: Vec<String>,
     /// Steps of each phase, already split into chunks.
     pub chunks: BTreeMap<String, Vec<Vec<Step>>>,
-    pub drvmap: Value,
+    /// The drvmap as JSON text, written out as it is.
+    pub drvmap: String,
     /// One entry per target step (targets sharing a derivation share one).
     pub targets: Vec<Target>,
     pub settings: Settings,
 }
 
+/// A pipeline as `mkPipeline` lays it out (its top-level `phases` and
+/// `settings` are those in `analysis`).
+#[derive(Deserialize)]
+struct Shape {
+    chunks: BTreeMap<String, Vec<Vec<Step>>>,
+    #[serde(deserialize_with = "json_text")]
+    drvmap: String,
+    analysis: Analysis,
+}
+
+impl From<Shape> for Pipeline {
+    fn from(shape: Shape) -> Pipeline {
+        let Shape { chunks, drvmap, analysis } = shape;
+        analysis.with(chunks, drvmap)
+    }
+}
+
+/// What `treekite pipeline` reads first: whether to find dependencies
+/// (the targets' `.drv` files are read while the rest is parsed), the
+/// phases, the settings, and the targets.
+#[derive(Debug, Deserialize)]
+pub struct Analysis {
+    pub dependencies: bool,
+    pub phases: Vec<String>,
+    pub settings: Settings,
+    pub targets: Vec<Target>,
+}
+
+impl Analysis {
+    /// The pipeline, given its steps and drvmap.
+    pub fn with(self, chunks: BTreeMap<String, Vec<Vec<Step>>>, drvmap: String) -> Pipeline {
+        let Analysis { phases, settings, targets, .. } = self;
+        Pipeline { phases, chunks, drvmap, targets, settings }
+    }
+}
+
+/// A target step, from `[ key drvPath skip buildArgs ]` (or a set with
+/// those names).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
@@ -38,6 +78,20 @@ pub struct Settings {
     pub chunk_size: usize,
     /// How steps call treekite, ready for the upload.
     pub treekite: String,
+}
+
+/// Any JSON value, as compact text.
+fn json_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    serde_json::to_string(&value).map_err(serde::de::Error::custom)
+}
+
+/// The text Nix printed for a value, if it is exactly what `json_text`
+/// would make of it: Nix writes a backspace and a form feed as `\u0008`
+/// and `\u000c`, serde_json as `\b` and `\f`; everything else is the same
+/// (compact, keys sorted bytewise, other escapes alike).
+pub fn nix_json_text(raw: &str) -> Option<String> {
+    (!raw.contains("\\u0008") && !raw.contains("\\u000c")).then(|| raw.to_owned())
 }
 
 /// Jobs Buildkite creates for a step: a group counts itself and its steps.
@@ -80,4 +134,21 @@ pub fn chunk(steps: Vec<Step>, size: usize) -> Vec<Vec<Step>> {
         jobs_in_last += jobs;
     }
     chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nix's text is kept exactly when serde_json would print the same.
+    #[test]
+    fn nix_json_text_is_kept_only_when_serde_json_agrees() {
+        for raw in [r#"{"a":{"attrPath":["a","x\"y\\z\nw"],"drvPath":"/nix/store/x-a.drv"}}"#, r#"{"é \u0001":[]}"#] {
+            let again = serde_json::to_string(&serde_json::from_str::<Value>(raw).unwrap()).unwrap();
+            assert_eq!(nix_json_text(raw).as_deref(), Some(again.as_str()));
+        }
+        for raw in [r#"{"a\u0008":1}"#, r#"{"a\u000c":1}"#] {
+            assert_eq!(nix_json_text(raw), None);
+        }
+    }
 }

@@ -42,8 +42,7 @@ fn write_files(dir: &Path, pipeline: &Pipeline) -> Result<()> {
             write_chunk(&path, chunk).with_context(|| format!("writing {}", path.display()))?;
         }
     }
-    let drvmap = serde_json::to_vec(&pipeline.drvmap)?;
-    std::fs::write(dir.join("drvmap.json"), drvmap).context("writing drvmap.json")?;
+    std::fs::write(dir.join("drvmap.json"), &pipeline.drvmap).context("writing drvmap.json")?;
     std::fs::write(dir.join(PHASES_FILE), phases_manifest(pipeline)).context("writing phases.json")
 }
 
