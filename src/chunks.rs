@@ -71,9 +71,14 @@ pub fn manifest(dir: &Path) -> Result<Option<Vec<String>>> {
         name: String,
     }
     let path = dir.join(PHASES_FILE);
-    let Ok(text) = std::fs::read(&path) else { return Ok(None) };
+    let Ok(text) = std::fs::read(&path) else {
+        return Ok(None);
+    };
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| {
-        bad_input(format!("{} is not what `treekite pipeline` writes ({e}); regenerate the directory", path.display()))
+        bad_input(format!(
+            "{} is not what `treekite pipeline` writes ({e}); regenerate the directory",
+            path.display()
+        ))
     })?;
     Ok(Some(manifest.phases.into_iter().map(|p| p.name).collect()))
 }

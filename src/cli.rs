@@ -118,7 +118,12 @@ pub struct ExecArgs {
 #[derive(Debug, Args)]
 pub struct PipelineArgs {
     /// Nix file to evaluate [default: ROOT/default.nix]
-    #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "root")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "root"
+    )]
     pub file: Option<PathBuf>,
 
     /// Repository root whose `default.nix` is evaluated [default: .]

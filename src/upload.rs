@@ -22,7 +22,10 @@ const AGENT: &str = "buildkite-agent";
 pub fn run(args: &UploadArgs) -> Result<()> {
     let chunks = chunks::of_phase(&args.dir, &args.phase)?;
     if chunks.is_empty() {
-        eprintln!("treekite: phase {} has no steps in this pipeline; nothing to upload", args.phase);
+        eprintln!(
+            "treekite: phase {} has no steps in this pipeline; nothing to upload",
+            args.phase
+        );
         return Ok(());
     }
     // Read every chunk before uploading any: a broken file must not leave

@@ -24,7 +24,17 @@ fn eval(body: &str) -> Result<Value, String> {
         in {body}"
     );
     let out = nix("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--read-write-mode", "--expr", &expr, "--argstr", "repo", env!("CARGO_MANIFEST_DIR")])
+        .args([
+            "--eval",
+            "--strict",
+            "--json",
+            "--read-write-mode",
+            "--expr",
+            &expr,
+            "--argstr",
+            "repo",
+            env!("CARGO_MANIFEST_DIR"),
+        ])
         .output()
         .unwrap();
     if out.status.success() {
@@ -46,29 +56,48 @@ fn eval_err(body: &str) -> String {
 }
 
 fn drv_path(name: &str) -> String {
-    eval_ok(&format!("(drv \"{name}\").drvPath")).as_str().unwrap().to_owned()
+    eval_ok(&format!("(drv \"{name}\").drvPath"))
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
 fn key_for_drv_takes_a_derivation_or_its_path() {
     let path = drv_path("k");
     let hash = &Path::new(&path).file_name().unwrap().to_str().unwrap()[..32];
-    assert_eq!(eval_ok("buildkite.keyForDrv (drv \"k\")"), format!("drv-{hash}"));
-    assert_eq!(eval_ok(&format!("buildkite.keyForDrv \"{path}\"")), format!("drv-{hash}"));
-    assert!(eval_err("buildkite.keyForDrv 42").contains("keyForDrv: expected a derivation or a .drv path, got a int"));
+    assert_eq!(
+        eval_ok("buildkite.keyForDrv (drv \"k\")"),
+        format!("drv-{hash}")
+    );
+    assert_eq!(
+        eval_ok(&format!("buildkite.keyForDrv \"{path}\"")),
+        format!("drv-{hash}")
+    );
+    assert!(
+        eval_err("buildkite.keyForDrv 42")
+            .contains("keyForDrv: expected a derivation or a .drv path, got a int")
+    );
 }
 
 #[test]
 fn build_commands_quote_for_the_shell_and_the_upload() {
-    let cmd = eval_ok(r#"buildkite.mkBuildCommand { attrPath = [ "a" "it's" "$x" "\\$y" ]; drvPath = "/nix/store/x.drv"; outLink = "res ult"; }"#);
+    let cmd = eval_ok(
+        r#"buildkite.mkBuildCommand { attrPath = [ "a" "it's" "$x" "\\$y" ]; drvPath = "/nix/store/x.drv"; outLink = "res ult"; }"#,
+    );
     assert_eq!(
         cmd,
         r#"treekite build --drv '/nix/store/x.drv' --attr-path '["a","it'\''s","$$x","\\$$y"]' --out-link 'res ult'"#
     );
     // An odd run of backslashes before a `$` is kept apart from it, as the
     // agent would otherwise read `\$` as an escape.
-    let odd = eval_ok(r#"buildkite.mkBuildCommand { attrPath = null; drvPath = "/nix/store/x.drv"; outLink = "a\\$b"; treekite = "/opt/bin/treekite"; }"#);
-    assert_eq!(odd, r"/opt/bin/treekite build --drv '/nix/store/x.drv' --out-link 'a\''$$b'");
+    let odd = eval_ok(
+        r#"buildkite.mkBuildCommand { attrPath = null; drvPath = "/nix/store/x.drv"; outLink = "a\\$b"; treekite = "/opt/bin/treekite"; }"#,
+    );
+    assert_eq!(
+        odd,
+        r"/opt/bin/treekite build --drv '/nix/store/x.drv' --out-link 'a\''$$b'"
+    );
 }
 
 #[test]
@@ -109,7 +138,10 @@ fn additional_and_post_build_steps_go_to_their_phases() {
           postBuildSteps = [ { label = "report"; command = "report"; } ];
         }; in { phases = p.phases; build = map (s: s.label) (builtins.concatLists p.chunks.build); release = map (s: s.label) (builtins.concatLists p.chunks.release); }"#,
     );
-    assert_eq!(pipeline, json!({ "phases": ["build", "release"], "build": [":nix: t", "fmt"], "release": ["report"] }));
+    assert_eq!(
+        pipeline,
+        json!({ "phases": ["build", "release"], "build": [":nix: t", "fmt"], "release": ["report"] })
+    );
 }
 
 #[test]
@@ -125,7 +157,12 @@ fn parent_override_builds_the_overridden_parent() {
     );
     let other = drv_path("other");
     let command = step["command"].as_str().unwrap();
-    assert!(command.starts_with(&format!("treekite build --drv '{other}' --out-link 'result' && treekite exec --drv ")), "{command}");
+    assert!(
+        command.starts_with(&format!(
+            "treekite build --drv '{other}' --out-link 'result' && treekite exec --drv "
+        )),
+        "{command}"
+    );
     // The override cannot be re-created from an attribute path, and the
     // parent's own step builds something else: nothing to wait for.
     assert_eq!(step["depends_on"], json!([]));
@@ -133,16 +170,28 @@ fn parent_override_builds_the_overridden_parent() {
 
 #[test]
 fn extra_step_mistakes_are_named() {
-    let prompt_in_build = eval_err(r#"buildSteps { drvTargets = [ (target "t" { meta.ci.extraSteps.e = { command = drv "s"; prompt = "Sure?"; }; }) ]; }"#);
+    let prompt_in_build = eval_err(
+        r#"buildSteps { drvTargets = [ (target "t" { meta.ci.extraSteps.e = { command = drv "s"; prompt = "Sure?"; }; }) ]; }"#,
+    );
     assert!(prompt_in_build.contains("extra step 'e' of t: a step with `prompt` waits for a person, so it cannot be in the build phase"), "{prompt_in_build}");
-    let not_a_drv = eval_err(r#"buildSteps { drvTargets = [ (target "t" { meta.ci.extraSteps.e = { command = "echo hi"; }; }) ]; }"#);
-    assert!(not_a_drv.contains("extra step 'e' of t: `command` must be a derivation"), "{not_a_drv}");
+    let not_a_drv = eval_err(
+        r#"buildSteps { drvTargets = [ (target "t" { meta.ci.extraSteps.e = { command = "echo hi"; }; }) ]; }"#,
+    );
+    assert!(
+        not_a_drv.contains("extra step 'e' of t: `command` must be a derivation"),
+        "{not_a_drv}"
+    );
 }
 
 #[test]
 fn the_pipeline_is_plain_data() {
     // Everything converts to JSON: no derivation, function or path in it.
-    let value = eval_ok(r#"builtins.fromJSON (builtins.toJSON (pipeline { drvTargets = [ (target "t" { }) ]; }))"#);
+    let value = eval_ok(
+        r#"builtins.fromJSON (builtins.toJSON (pipeline { drvTargets = [ (target "t" { }) ]; }))"#,
+    );
     assert_eq!(value["type"], "treekite-pipeline");
-    assert_eq!(value["settings"], json!({ "chunkSize": 192, "dependencies": true, "maxJobsPerBuild": 4000, "treekite": "treekite" }));
+    assert_eq!(
+        value["settings"],
+        json!({ "chunkSize": 192, "dependencies": true, "maxJobsPerBuild": 4000, "treekite": "treekite" })
+    );
 }

@@ -46,7 +46,13 @@ impl Deps {
     }
 
     fn key(&self, attr: &str) -> String {
-        let drv = stdout_of(nix("nix-instantiate").arg(fixture()).args(["-A", attr, "--argstr", "nonce", &self.nonce]));
+        let drv = stdout_of(nix("nix-instantiate").arg(fixture()).args([
+            "-A",
+            attr,
+            "--argstr",
+            "nonce",
+            &self.nonce,
+        ]));
         let base = drv.trim().rsplit('/').next().unwrap().to_owned();
         format!("drv-{}", &base[..32])
     }
@@ -57,7 +63,13 @@ fn build_steps(out: &TempDir) -> Vec<Value> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("build-chunk-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("build-chunk-")
+        })
         .collect();
     files.sort();
     files
@@ -75,8 +87,20 @@ fn edges(steps: &[Value]) -> BTreeMap<String, Vec<String>> {
         .iter()
         .filter(|s| s.get("depends_on").is_some())
         .map(|s| {
-            let deps = s["depends_on"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_owned()).collect();
-            (s["label"].as_str().unwrap().trim_start_matches(":nix: ").to_owned(), deps)
+            let deps = s["depends_on"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_owned())
+                .collect();
+            (
+                s["label"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches(":nix: ")
+                    .to_owned(),
+                deps,
+            )
         })
         .collect()
 }
@@ -112,7 +136,9 @@ fn unchanged_targets_are_not_waited_for() {
     let deps = Deps::new();
     let first = deps.generate(&[]);
     // A drvmap in which only //base (and its alias) are unchanged.
-    let drvmap: Value = serde_json::from_str(&std::fs::read_to_string(first.path().join("p/drvmap.json")).unwrap()).unwrap();
+    let drvmap: Value =
+        serde_json::from_str(&std::fs::read_to_string(first.path().join("p/drvmap.json")).unwrap())
+            .unwrap();
     let partial = serde_json::json!({ "base": drvmap["base"], "alias": drvmap["alias"] });
     let file = first.path().join("partial.json");
     std::fs::write(&file, partial.to_string()).unwrap();
@@ -124,7 +150,10 @@ fn unchanged_targets_are_not_waited_for() {
     assert_eq!(by_label["viaTool"], Vec::<String>::new());
     assert_eq!(by_label["usesAlias"], ["extra-check"]);
     assert_eq!(by_label["top"], [deps.key("d1"), deps.key("d2")]);
-    let base = steps.iter().find(|s| s["label"] == ":nix: alias, base").unwrap();
+    let base = steps
+        .iter()
+        .find(|s| s["label"] == ":nix: alias, base")
+        .unwrap();
     assert_eq!(base["skip"], "Target has not changed.");
 }
 
@@ -133,7 +162,11 @@ fn dependencies_can_be_turned_off() {
     let deps = Deps::new();
     let out = deps.generate(&["--arg", "dependencies", "false"]);
     for (label, keys) in edges(&build_steps(&out)) {
-        let expected: &[&str] = if label == "usesAlias" { &["extra-check"] } else { &[] };
+        let expected: &[&str] = if label == "usesAlias" {
+            &["extra-check"]
+        } else {
+            &[]
+        };
         assert_eq!(keys, expected, "{label}");
     }
 }
@@ -159,22 +192,52 @@ fn batching_keeps_every_dependency() {
     let deps = Deps::new();
     let out = treekite_batched(&deps);
     let steps = build_steps(&out);
-    assert!(steps.len() <= 5, "{} steps for a limit of 5 jobs", steps.len());
+    assert!(
+        steps.len() <= 5,
+        "{} steps for a limit of 5 jobs",
+        steps.len()
+    );
     assert_eq!(steps.last().unwrap()["key"], "extra-check");
-    let attrs = ["base", "d1", "d2", "top", "leaf", "pkgs.sub", "user", "usesAlias", "viaTool"];
+    let attrs = [
+        "base",
+        "d1",
+        "d2",
+        "top",
+        "leaf",
+        "pkgs.sub",
+        "user",
+        "usesAlias",
+        "viaTool",
+    ];
     let batch = batch_of(&steps, &deps, &attrs);
     // Every edge between targets is an edge between batches (or inside one).
-    let needs = [("d1", "base"), ("d2", "base"), ("top", "d1"), ("top", "d2"), ("user", "pkgs.sub"), ("usesAlias", "base"), ("viaTool", "base")];
+    let needs = [
+        ("d1", "base"),
+        ("d2", "base"),
+        ("top", "d1"),
+        ("top", "d2"),
+        ("user", "pkgs.sub"),
+        ("usesAlias", "base"),
+        ("viaTool", "base"),
+    ];
     let step_deps: BTreeMap<String, BTreeSet<String>> = steps
         .iter()
         .map(|s| {
-            let keys = s["depends_on"].as_array().into_iter().flatten().map(|d| d.as_str().unwrap().to_owned()).collect();
+            let keys = s["depends_on"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| d.as_str().unwrap().to_owned())
+                .collect();
             (s["key"].as_str().unwrap().to_owned(), keys)
         })
         .collect();
     for (needer, needed) in needs {
         let (a, b) = (&batch[needer], &batch[needed]);
-        assert!(a == b || step_deps[a].contains(b), "{needer} ({a}) does not wait for {needed} ({b}): {step_deps:#?}");
+        assert!(
+            a == b || step_deps[a].contains(b),
+            "{needer} ({a}) does not wait for {needed} ({b}): {step_deps:#?}"
+        );
     }
     for (key, keys) in &step_deps {
         assert!(!keys.contains(key), "{key} depends on itself");
@@ -221,26 +284,48 @@ fn a_batched_pipeline_runs_in_dependency_order() {
         .filter(|(event, _)| event == "started" || event == "passed")
         .collect();
     let when = |event: &str, label: &str| {
-        events.iter().position(|(e, l)| e == event && l == label).unwrap_or_else(|| panic!("no {event} {label}: {stderr}"))
+        events
+            .iter()
+            .position(|(e, l)| e == event && l == label)
+            .unwrap_or_else(|| panic!("no {event} {label}: {stderr}"))
     };
     let steps = build_steps(&out);
-    let label_of: BTreeMap<String, String> =
-        steps.iter().map(|s| (s["key"].as_str().unwrap().to_owned(), s["label"].as_str().unwrap().to_owned())).collect();
+    let label_of: BTreeMap<String, String> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap().to_owned(),
+                s["label"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
     let mut checked = 0;
     for step in &steps {
         for dep in step["depends_on"].as_array().into_iter().flatten() {
             let needer = step["label"].as_str().unwrap();
             let needed = &label_of[dep.as_str().unwrap()];
-            assert!(when("passed", needed) < when("started", needer), "{needer} started before {needed} passed:\n{stderr}");
+            assert!(
+                when("passed", needed) < when("started", needer),
+                "{needer} started before {needed} passed:\n{stderr}"
+            );
             checked += 1;
         }
     }
     assert!(checked >= 3, "too few edges to prove anything: {steps:#?}");
     // Every target was built, each by its batch.
     for attr in ["base", "top", "user", "viaTool"] {
-        let out_path = stdout_of(nix("nix-store").args(["--query", "--outputs"]).arg(
-            stdout_of(nix("nix-instantiate").arg(fixture()).args(["-A", attr, "--argstr", "nonce", &deps.nonce])).trim(),
-        ));
+        let out_path = stdout_of(
+            nix("nix-store").args(["--query", "--outputs"]).arg(
+                stdout_of(nix("nix-instantiate").arg(fixture()).args([
+                    "-A",
+                    attr,
+                    "--argstr",
+                    "nonce",
+                    &deps.nonce,
+                ]))
+                .trim(),
+            ),
+        );
         assert!(Path::new(out_path.trim()).exists(), "{attr} was not built");
     }
 }

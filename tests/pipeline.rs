@@ -21,7 +21,9 @@ fn bkcheck() -> PathBuf {
 
 /// The `.drv` of an attribute of the fixture depot.
 fn drv(attr: &str) -> String {
-    stdout_of(nix("nix-instantiate").arg(fixture()).args(["-A", attr])).trim().to_owned()
+    stdout_of(nix("nix-instantiate").arg(fixture()).args(["-A", attr]))
+        .trim()
+        .to_owned()
 }
 
 fn key(drv: &str) -> String {
@@ -62,14 +64,19 @@ fn chunks(dir: &Path) -> BTreeMap<String, Vec<Value>> {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|name| name.contains("-chunk-"))
         .map(|name| {
-            let steps = read_json(&dir.join(&name))["steps"].as_array().unwrap().clone();
+            let steps = read_json(&dir.join(&name))["steps"]
+                .as_array()
+                .unwrap()
+                .clone();
             (name, steps)
         })
         .collect()
 }
 
 fn steps(dir: &Path, file: &str) -> Vec<Value> {
-    chunks(dir).remove(file).unwrap_or_else(|| panic!("no {file} in {}", dir.display()))
+    chunks(dir)
+        .remove(file)
+        .unwrap_or_else(|| panic!("no {file} in {}", dir.display()))
 }
 
 fn step_labelled<'a>(steps: &'a [Value], label: &str) -> &'a Value {
@@ -82,9 +89,17 @@ fn step_labelled<'a>(steps: &'a [Value], label: &str) -> &'a Value {
 #[test]
 fn making_the_pipeline_builds_nothing() {
     let out = generate("pipeline", &[]);
-    assert_eq!(chunks(out.path()).keys().collect::<Vec<_>>(), ["build-chunk-1.json", "release-chunk-1.json"]);
+    assert_eq!(
+        chunks(out.path()).keys().collect::<Vec<_>>(),
+        ["build-chunk-1.json", "release-chunk-1.json"]
+    );
     // The builders all fail, so no output can exist; the .drv files must.
-    for attr in ["tools", "app", "app.meta.ci.extraSteps.check.command", "app.meta.ci.extraSteps.deploy.command"] {
+    for attr in [
+        "tools",
+        "app",
+        "app.meta.ci.extraSteps.check.command",
+        "app.meta.ci.extraSteps.deploy.command",
+    ] {
         let drv = drv(attr);
         assert!(Path::new(&drv).exists());
         let outputs = stdout_of(nix("nix-store").args(["--query", "--outputs", &drv]));
@@ -120,7 +135,8 @@ fn extra_steps_run_their_script_in_the_step() {
     let build = steps(out.path(), "build-chunk-1.json");
     let app = drv("app");
     let script = |name: &str| drv(&format!("app.meta.ci.extraSteps.{name}.command"));
-    let path_of = |name: &str| format!("'[\"app\",\"meta\",\"ci\",\"extraSteps\",\"{name}\",\"command\"]'");
+    let path_of =
+        |name: &str| format!("'[\"app\",\"meta\",\"ci\",\"extraSteps\",\"{name}\",\"command\"]'");
     let check = step_labelled(&build, ":gear: check (from app)");
     assert_eq!(
         check["command"],
@@ -136,14 +152,26 @@ fn extra_steps_run_their_script_in_the_step() {
     let lint = step_labelled(&build, ":gear: Lint (from app)");
     assert_eq!(lint["soft_fail"], true);
     assert_eq!(lint["branches"], "main release/*");
-    assert_eq!(lint["command"], format!("treekite exec --drv '{}' --attr-path {}", script("lint"), path_of("lint")));
+    assert_eq!(
+        lint["command"],
+        format!(
+            "treekite exec --drv '{}' --attr-path {}",
+            script("lint"),
+            path_of("lint")
+        )
+    );
 
     // Each target's extra steps come right after it.
     let labels: Vec<&str> = build.iter().map(|s| s["label"].as_str().unwrap()).collect();
     let at = labels.iter().position(|l| *l == ":nix: app").unwrap();
     assert_eq!(
         labels[at..at + 4],
-        [":nix: app", ":gear: always (from app)", ":gear: check (from app)", ":gear: Lint (from app)"]
+        [
+            ":nix: app",
+            ":gear: always (from app)",
+            ":gear: check (from app)",
+            ":gear: Lint (from app)"
+        ]
     );
 }
 
@@ -153,7 +181,12 @@ fn a_prompt_makes_a_group_with_a_block() {
     let release = steps(out.path(), "release-chunk-1.json");
     let app = drv("app");
     let group = step_labelled(&release, "deploy (from app)");
-    let step_key = group["key"].as_str().unwrap().strip_suffix("-group").unwrap().to_owned();
+    let step_key = group["key"]
+        .as_str()
+        .unwrap()
+        .strip_suffix("-group")
+        .unwrap()
+        .to_owned();
     assert_eq!(
         group,
         &json!({
@@ -213,17 +246,38 @@ fn unchanged_targets_are_skipped_unless_always_run() {
     let first = generate("pipeline", &[]);
     let drvmap = first.path().join("drvmap.json");
     let map = read_json(&drvmap);
-    assert_eq!(map["app"], json!({ "drvPath": drv("app"), "attrPath": ["app"] }));
+    assert_eq!(
+        map["app"],
+        json!({ "drvPath": drv("app"), "attrPath": ["app"] })
+    );
     assert_eq!(map["weird:a b"]["attrPath"], json!(["weird", "a b"]));
-    assert!(map.get("broken").is_none(), "a broken target has no drvPath to record");
+    assert!(
+        map.get("broken").is_none(),
+        "a broken target has no drvPath to record"
+    );
 
-    let second = generate("pipeline", &["--argstr", "parentDrvmap", drvmap.to_str().unwrap()]);
+    let second = generate(
+        "pipeline",
+        &["--argstr", "parentDrvmap", drvmap.to_str().unwrap()],
+    );
     let build = steps(second.path(), "build-chunk-1.json");
-    assert_eq!(step_labelled(&build, ":nix: app")["skip"], "Target has not changed.");
-    assert_eq!(step_labelled(&build, ":gear: check (from app)")["skip"], "Parent target is skipped.");
-    assert_eq!(step_labelled(&build, ":gear: always (from app)")["skip"], false);
+    assert_eq!(
+        step_labelled(&build, ":nix: app")["skip"],
+        "Target has not changed."
+    );
+    assert_eq!(
+        step_labelled(&build, ":gear: check (from app)")["skip"],
+        "Parent target is skipped."
+    );
+    assert_eq!(
+        step_labelled(&build, ":gear: always (from app)")["skip"],
+        false
+    );
     let release = steps(second.path(), "release-chunk-1.json");
-    assert_eq!(step_labelled(&release, "deploy (from app)")["skip"], "Parent target is skipped.");
+    assert_eq!(
+        step_labelled(&release, "deploy (from app)")["skip"],
+        "Parent target is skipped."
+    );
 }
 
 #[test]
@@ -231,7 +285,10 @@ fn targets_sharing_a_derivation_share_a_step() {
     let out = generate("pipeline", &[]);
     let build = steps(out.path(), "build-chunk-1.json");
     let tools = key(&drv("tools"));
-    let with_key: Vec<&Value> = build.iter().filter(|s| s["key"] == tools.as_str()).collect();
+    let with_key: Vec<&Value> = build
+        .iter()
+        .filter(|s| s["key"] == tools.as_str())
+        .collect();
     assert_eq!(with_key.len(), 1);
     assert_eq!(with_key[0]["label"], ":nix: alias, tools");
     let map = read_json(&out.path().join("drvmap.json"));
@@ -250,7 +307,10 @@ fn a_broken_target_is_skipped_without_evaluating_it() {
 fn chunks_hold_at_most_192_steps() {
     let out = generate("chunked", &[]);
     let files = chunks(out.path());
-    assert_eq!(files.keys().collect::<Vec<_>>(), ["build-chunk-1.json", "build-chunk-2.json"]);
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        ["build-chunk-1.json", "build-chunk-2.json"]
+    );
     assert_eq!(files["build-chunk-1.json"].len(), 192);
     assert_eq!(files["build-chunk-2.json"].len(), 1);
     assert_eq!(files["build-chunk-2.json"][0]["label"], ":nix: many/t192");
@@ -258,10 +318,21 @@ fn chunks_hold_at_most_192_steps() {
 
 #[test]
 fn every_generated_file_passes_bkcheck() {
-    for (attr, extra) in [("pipeline", vec![]), ("chunked", vec![]), ("pipeline", vec!["--arg", "activePhases", "[ \"release\" ]"])] {
+    for (attr, extra) in [
+        ("pipeline", vec![]),
+        ("chunked", vec![]),
+        ("pipeline", vec!["--arg", "activePhases", "[ \"release\" ]"]),
+    ] {
         let out = generate(attr, &extra);
-        let files: Vec<PathBuf> = chunks(out.path()).keys().map(|f| out.path().join(f)).collect();
-        let result = Command::new("python3").arg(bkcheck()).args(&files).output().unwrap();
+        let files: Vec<PathBuf> = chunks(out.path())
+            .keys()
+            .map(|f| out.path().join(f))
+            .collect();
+        let result = Command::new("python3")
+            .arg(bkcheck())
+            .args(&files)
+            .output()
+            .unwrap();
         assert!(
             result.status.success(),
             "bkcheck rejected {attr}: {}{}",
@@ -276,7 +347,11 @@ fn recording_treekite(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = bin.join("treekite");
-    std::fs::write(&script, "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > \"$ARGV_FILE\"\n").unwrap();
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > \"$ARGV_FILE\"\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     bin
@@ -287,7 +362,10 @@ fn hostile_names_reach_treekite_intact() {
     let out = generate("pipeline", &[]);
     // What the agent would run: the files after upload-time interpolation.
     let uploaded = tempfile::tempdir().unwrap();
-    let files: Vec<PathBuf> = chunks(out.path()).keys().map(|f| out.path().join(f)).collect();
+    let files: Vec<PathBuf> = chunks(out.path())
+        .keys()
+        .map(|f| out.path().join(f))
+        .collect();
     let check = Command::new("python3")
         .arg(bkcheck())
         .arg("--interpolate-out")
@@ -295,12 +373,19 @@ fn hostile_names_reach_treekite_intact() {
         .args(&files)
         .output()
         .unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 
     let build = steps(uploaded.path(), "build-chunk-1.json");
     let bin = recording_treekite(uploaded.path());
     let mut received = BTreeMap::new();
-    for step in build.iter().filter(|s| s["label"].as_str().unwrap().starts_with(":nix: weird:")) {
+    for step in build
+        .iter()
+        .filter(|s| s["label"].as_str().unwrap().starts_with(":nix: weird:"))
+    {
         let argv_file = uploaded.path().join("argv");
         let status = Command::new("bash")
             .args(["-e", "-c", step["command"].as_str().unwrap()])
@@ -312,13 +397,30 @@ fn hostile_names_reach_treekite_intact() {
         assert!(status.success());
         let argv = std::fs::read_to_string(&argv_file).unwrap();
         let argv: Vec<&str> = argv.trim_end_matches('\0').split('\0').collect();
-        assert_eq!([argv[0], argv[1], argv[3]], ["build", "--drv", "--attr-path"]);
+        assert_eq!(
+            [argv[0], argv[1], argv[3]],
+            ["build", "--drv", "--attr-path"]
+        );
         let attr_path: Vec<String> = serde_json::from_str(argv[4]).unwrap();
         assert_eq!(attr_path[0], "weird");
         received.insert(attr_path[1].clone(), argv[2].to_owned());
     }
-    let names = ["a b", "x\"y", "$HOME", "${x}", "back\\slash", "back\\$dollar", "new\nline", "é", "it's"];
-    assert_eq!(received.keys().collect::<Vec<_>>(), { let mut n = names.to_vec(); n.sort(); n });
+    let names = [
+        "a b",
+        "x\"y",
+        "$HOME",
+        "${x}",
+        "back\\slash",
+        "back\\$dollar",
+        "new\nline",
+        "é",
+        "it's",
+    ];
+    assert_eq!(received.keys().collect::<Vec<_>>(), {
+        let mut n = names.to_vec();
+        n.sort();
+        n
+    });
     for name in names {
         assert_eq!(received[name], weird_drv(name), "the .drv of {name:?}");
     }
@@ -327,8 +429,13 @@ fn hostile_names_reach_treekite_intact() {
 /// The `.drv` of `weird.<name>`: `-A` cannot spell every name, so the name
 /// goes in as data.
 fn weird_drv(name: &str) -> String {
-    let expr = format!("{{ name }}: (import {} {{ }}).weird.${{name}}", fixture().display());
-    stdout_of(nix("nix-instantiate").args(["--expr", &expr, "--argstr", "name", name])).trim().to_owned()
+    let expr = format!(
+        "{{ name }}: (import {} {{ }}).weird.${{name}}",
+        fixture().display()
+    );
+    stdout_of(nix("nix-instantiate").args(["--expr", &expr, "--argstr", "name", name]))
+        .trim()
+        .to_owned()
 }
 
 #[test]
@@ -354,10 +461,19 @@ fn bad_input_leaves_the_output_untouched() {
             .stdout("");
         let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
         let last = stderr.lines().last().unwrap();
-        assert!(last.starts_with("treekite: error: ") && last.contains(message), "{attr}: {stderr}");
-        let names: Vec<_> = std::fs::read_dir(&pipeline).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(
+            last.starts_with("treekite: error: ") && last.contains(message),
+            "{attr}: {stderr}"
+        );
+        let names: Vec<_> = std::fs::read_dir(&pipeline)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["build-chunk-1.json"]);
-        assert_eq!(std::fs::read_to_string(pipeline.join("build-chunk-1.json")).unwrap(), "old");
+        assert_eq!(
+            std::fs::read_to_string(pipeline.join("build-chunk-1.json")).unwrap(),
+            "old"
+        );
     }
     let leftovers = std::fs::read_dir(out.path()).unwrap().count();
     assert_eq!(leftovers, 1, "staging directories were left behind");
@@ -386,10 +502,24 @@ fn an_extra_step_needing_a_target_skipped_by_its_metadata_says_so() {
     assert_eq!(smoke["skip"], "Parent target is skipped.");
     let report = step_labelled(&build, ":gear: report (from tools)");
     assert_eq!(report["skip"], false, "alwaysRun");
-    assert_eq!(report["command"], "echo 'report needs the output of tools, which is not built: not today' >&2; exit 1");
-    let files: Vec<PathBuf> = chunks(out.path()).keys().map(|f| out.path().join(f)).collect();
-    let result = Command::new("python3").arg(bkcheck()).args(&files).output().unwrap();
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stdout));
+    assert_eq!(
+        report["command"],
+        "echo 'report needs the output of tools, which is not built: not today' >&2; exit 1"
+    );
+    let files: Vec<PathBuf> = chunks(out.path())
+        .keys()
+        .map(|f| out.path().join(f))
+        .collect();
+    let result = Command::new("python3")
+        .arg(bkcheck())
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stdout)
+    );
 }
 
 #[test]
@@ -400,20 +530,43 @@ fn batching_keeps_to_the_job_limit_and_to_every_dependency() {
     let out = generate("pipeline", &["--arg", "maxJobsPerBuild", "10"]);
     let files = chunks(out.path());
     let all: Vec<&Value> = files.values().flatten().collect();
-    let jobs: usize = all.iter().map(|s| 1 + s["steps"].as_array().map_or(0, Vec::len)).sum();
+    let jobs: usize = all
+        .iter()
+        .map(|s| 1 + s["steps"].as_array().map_or(0, Vec::len))
+        .sum();
     assert!(jobs <= 10, "{jobs} jobs");
 
     // Every built target is in exactly one step's command, once.
     let build = &files["build-chunk-1.json"];
     let drvs_of = |step: &Value| -> Vec<String> {
         let command = step["command"].as_str().unwrap_or_default();
-        command.split("--drv '").skip(1).map(|rest| rest.split('\'').next().unwrap().to_owned()).collect()
+        command
+            .split("--drv '")
+            .skip(1)
+            .map(|rest| rest.split('\'').next().unwrap().to_owned())
+            .collect()
     };
-    let target_steps: Vec<&Value> = build.iter().filter(|s| s["label"].as_str().unwrap().starts_with(":nix: ")).collect();
+    let target_steps: Vec<&Value> = build
+        .iter()
+        .filter(|s| s["label"].as_str().unwrap().starts_with(":nix: "))
+        .collect();
     let mut built: Vec<String> = target_steps.iter().flat_map(|s| drvs_of(s)).collect();
     built.sort();
     let mut expected = vec![drv("tools"), drv("app")];
-    expected.extend(["a b", "x\"y", "$HOME", "${x}", "back\\slash", "back\\$dollar", "new\nline", "é", "it's"].map(weird_drv));
+    expected.extend(
+        [
+            "a b",
+            "x\"y",
+            "$HOME",
+            "${x}",
+            "back\\slash",
+            "back\\$dollar",
+            "new\nline",
+            "é",
+            "it's",
+        ]
+        .map(weird_drv),
+    );
     expected.sort();
     assert_eq!(built, expected);
 
@@ -421,22 +574,47 @@ fn batching_keeps_to_the_job_limit_and_to_every_dependency() {
     // the batch holding their parent.
     let keys: Vec<&str> = all.iter().filter_map(|s| s["key"].as_str()).collect();
     let batch_of = |drv: &str| {
-        target_steps.iter().find(|s| drvs_of(s).iter().any(|d| d == drv)).unwrap()["key"].as_str().unwrap().to_owned()
+        target_steps
+            .iter()
+            .find(|s| drvs_of(s).iter().any(|d| d == drv))
+            .unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
     let (tools, app) = (batch_of(&drv("tools")), batch_of(&drv("app")));
     if tools != app {
-        let app_step = target_steps.iter().find(|s| s["key"] == app.as_str()).unwrap();
-        assert!(app_step["depends_on"].as_array().unwrap().contains(&json!(tools)));
+        let app_step = target_steps
+            .iter()
+            .find(|s| s["key"] == app.as_str())
+            .unwrap();
+        assert!(
+            app_step["depends_on"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(tools))
+        );
     }
-    assert_eq!(step_labelled(build, ":gear: check (from app)")["depends_on"], json!([app]));
+    assert_eq!(
+        step_labelled(build, ":gear: check (from app)")["depends_on"],
+        json!([app])
+    );
     for step in &all {
         for dep in step["depends_on"].as_array().into_iter().flatten() {
             assert!(keys.contains(&dep.as_str().unwrap()), "{dep} names no step");
         }
     }
     let paths: Vec<PathBuf> = files.keys().map(|f| out.path().join(f)).collect();
-    let result = Command::new("python3").arg(bkcheck()).args(&paths).output().unwrap();
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stdout));
+    let result = Command::new("python3")
+        .arg(bkcheck())
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stdout)
+    );
 }
 
 #[test]
@@ -449,7 +627,9 @@ fn a_job_limit_batching_cannot_meet_is_an_error() {
         .arg(out.path().join("p"))
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("leaves 2 steps for the targets within maxJobsPerBuild (9), but batching needs 3"));
+        .stderr(predicates::str::contains(
+            "leaves 2 steps for the targets within maxJobsPerBuild (9), but batching needs 3",
+        ));
     assert!(!out.path().join("p").exists());
 }
 
@@ -458,29 +638,68 @@ fn batching_keeps_skipped_targets_apart_from_the_rest() {
     // A parent drvmap naming tools and every other weird target: skipped
     // and unskipped targets alternate in dependency order.
     let first = generate("pipeline", &[]);
-    let Value::Object(full) = read_json(&first.path().join("drvmap.json")) else { panic!("a drvmap is a set") };
+    let Value::Object(full) = read_json(&first.path().join("drvmap.json")) else {
+        panic!("a drvmap is a set")
+    };
     let mut weird: Vec<&String> = full.keys().filter(|k| k.starts_with("weird:")).collect();
     weird.sort();
-    let unchanged: Vec<&String> = weird.into_iter().step_by(2).chain(full.keys().filter(|k| *k == "tools")).collect();
-    let parent: serde_json::Map<String, Value> = unchanged.iter().map(|k| ((*k).clone(), full[k.as_str()].clone())).collect();
+    let unchanged: Vec<&String> = weird
+        .into_iter()
+        .step_by(2)
+        .chain(full.keys().filter(|k| *k == "tools"))
+        .collect();
+    let parent: serde_json::Map<String, Value> = unchanged
+        .iter()
+        .map(|k| ((*k).clone(), full[k.as_str()].clone()))
+        .collect();
     let parent_file = first.path().join("parent.json");
     std::fs::write(&parent_file, serde_json::to_string(&parent).unwrap()).unwrap();
 
-    let out = generate("pipeline", &["--argstr", "parentDrvmap", parent_file.to_str().unwrap(), "--arg", "maxJobsPerBuild", "10"]);
+    let out = generate(
+        "pipeline",
+        &[
+            "--argstr",
+            "parentDrvmap",
+            parent_file.to_str().unwrap(),
+            "--arg",
+            "maxJobsPerBuild",
+            "10",
+        ],
+    );
     let files = chunks(out.path());
     let all: Vec<&Value> = files.values().flatten().collect();
-    let jobs: usize = all.iter().map(|s| 1 + s["steps"].as_array().map_or(0, Vec::len)).sum();
+    let jobs: usize = all
+        .iter()
+        .map(|s| 1 + s["steps"].as_array().map_or(0, Vec::len))
+        .sum();
     assert!(jobs <= 10, "{jobs} jobs");
-    for step in files["build-chunk-1.json"].iter().filter(|s| s["key"].as_str().unwrap().starts_with("drv-")) {
-        let targets: Vec<&str> = step["env"]["READTREE_TARGET"].as_str().unwrap().split(',').collect();
+    for step in files["build-chunk-1.json"]
+        .iter()
+        .filter(|s| s["key"].as_str().unwrap().starts_with("drv-"))
+    {
+        let targets: Vec<&str> = step["env"]["READTREE_TARGET"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .collect();
         let skipped = step["skip"] != false;
         for target in targets {
             let unescaped = target.replace("$$", "$");
-            let named = unchanged.iter().any(|k| **k == unescaped || (unescaped == "alias" && *k == "tools"));
+            let named = unchanged
+                .iter()
+                .any(|k| **k == unescaped || (unescaped == "alias" && *k == "tools"));
             assert_eq!(named, skipped, "{target} in {step:#}");
         }
     }
     let paths: Vec<PathBuf> = files.keys().map(|f| out.path().join(f)).collect();
-    let result = Command::new("python3").arg(bkcheck()).args(&paths).output().unwrap();
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stdout));
+    let result = Command::new("python3")
+        .arg(bkcheck())
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stdout)
+    );
 }

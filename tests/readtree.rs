@@ -47,7 +47,8 @@ fn eval(root: &Path, body: &str) -> Result<Value, String> {
         .expect("running nix-instantiate");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad JSON from Nix ({e}); stderr: {stderr}")))
+        Ok(serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("bad JSON from Nix ({e}); stderr: {stderr}")))
     } else {
         Err(stderr)
     }
@@ -66,7 +67,10 @@ fn eval_err(root: &Path, body: &str) -> String {
 }
 
 fn assert_error(stderr: &str, message: &str) {
-    assert!(stderr.contains(&format!("error: {message}")), "expected the error\n  {message}\ngot:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("error: {message}")),
+        "expected the error\n  {message}\ngot:\n{stderr}"
+    );
 }
 
 /// A Nix string literal for `s` (JSON's escapes are Nix's, but for `${`).
@@ -81,7 +85,17 @@ fn display(path: &Path) -> String {
 #[test]
 fn library_exposes_the_tvl_interface() {
     let names = eval_ok(&fixture("basic"), "builtins.attrNames readTree");
-    assert_eq!(names, json!(["__functor", "drvTargets", "fix", "gather", "mkLabel", "restrictFolder"]));
+    assert_eq!(
+        names,
+        json!([
+            "__functor",
+            "drvTargets",
+            "fix",
+            "gather",
+            "mkLabel",
+            "restrictFolder"
+        ])
+    );
 }
 
 /// One tree covering the layout rules: which files are imported, skip
@@ -125,7 +139,10 @@ fn root_default_nix_is_imported_only_with_root_dir_false() {
             "a": { "__readTree": ["a"], "__readTreeChildren": [], "at": ["a"] },
         })
     );
-    let imported = eval_ok(&root, "readTree { path = root; args = { }; rootDir = false; }");
+    let imported = eval_ok(
+        &root,
+        "readTree { path = root; args = { }; rootDir = false; }",
+    );
     assert_eq!(
         imported,
         json!({
@@ -138,7 +155,10 @@ fn root_default_nix_is_imported_only_with_root_dir_false() {
 #[test]
 fn a_file_that_is_not_a_function_is_an_error_naming_it() {
     let root = fixture("notfunction");
-    for (attr, file, kind) in [("set", "set/default.nix", "set"), ("files.str", "files/str.nix", "string")] {
+    for (attr, file, kind) in [
+        ("set", "set/default.nix", "set"),
+        ("files.str", "files/str.nix", "string"),
+    ] {
         let stderr = eval_err(&root, &format!("tree.{attr}"));
         assert_error(
             &stderr,
@@ -204,7 +224,10 @@ fn plain_derivation_keeps_its_identity() {
     assert_eq!(got["sameDrvPath"], true);
     assert_eq!(got["sameOutPath"], true);
     let drv_path = got["drvPath"].as_str().unwrap();
-    assert!(drv_path.starts_with("/nix/store/") && drv_path.ends_with("-plain.drv"), "{drv_path}");
+    assert!(
+        drv_path.starts_with("/nix/store/") && drv_path.ends_with("-plain.drv"),
+        "{drv_path}"
+    );
 }
 
 #[test]
@@ -228,14 +251,20 @@ fn derivation_with_override_attrs_gets_children_through_passthru() {
           fileDirect = (lib.mkDrv { name = "file"; }).drvPath;
         }"#,
     );
-    assert_eq!(got["overridable"]["passthruNames"], json!(["__readTree", "__readTreeChildren", "child", "own"]));
+    assert_eq!(
+        got["overridable"]["passthruNames"],
+        json!(["__readTree", "__readTreeChildren", "child", "own"])
+    );
     assert_eq!(got["overridable"]["own"], "kept");
     assert_eq!(got["overridable"]["child"], true);
     assert_eq!(got["overridable"]["__readTree"], json!(["overridable"]));
     assert_eq!(got["overridable"]["__readTreeChildren"], json!(["child"]));
     assert_eq!(got["overridable"]["type"], "derivation");
     assert_eq!(got["overridable"]["drvPath"], got["direct"]);
-    assert_eq!(got["file"]["passthruNames"], json!(["__readTree", "__readTreeChildren"]));
+    assert_eq!(
+        got["file"]["passthruNames"],
+        json!(["__readTree", "__readTreeChildren"])
+    );
     assert_eq!(got["file"]["__readTree"], json!(["file"]));
     assert_eq!(got["file"]["__readTreeChildren"], json!([]));
     assert_eq!(got["file"]["drvPath"], got["fileDirect"]);
@@ -245,15 +274,23 @@ fn derivation_with_override_attrs_gets_children_through_passthru() {
 fn gather_is_depth_first_with_subtargets_last() {
     let root = fixture("gather");
     let labels = |eligible: &str| {
-        eval_ok(&root, &format!("map readTree.mkLabel (readTree.gather ({eligible}) tree)"))
+        eval_ok(
+            &root,
+            &format!("map readTree.mkLabel (readTree.gather ({eligible}) tree)"),
+        )
     };
     assert_eq!(
         labels(r#"t: (t.type or null) == "derivation""#),
-        json!(["a", "a/child", "a:s2", "a:s1", "b/x", "b/z", "d:one", "d:two"])
+        json!([
+            "a", "a/child", "a:s2", "a:s1", "b/x", "b/z", "d:one", "d:two"
+        ])
     );
     assert_eq!(
         labels("_: true"),
-        json!(["", "a", "a/child", "a:s2", "a:s1", "a:data", "b", "b/x", "b/y", "b/z", "d", "d:one", "d:two"])
+        json!([
+            "", "a", "a/child", "a:s2", "a:s1", "a:data", "b", "b/x", "b/y", "b/z", "d", "d:one",
+            "d:two"
+        ])
     );
 }
 
@@ -365,8 +402,14 @@ fn args_function_is_called_with_located_at_only() {
     let got = args_nodes(args, "{ }");
     assert_eq!(got["node"]["where"], "node");
     assert_eq!(got["deeper"]["where"], "node/deeper");
-    assert_eq!(got["f"], json!({ "where": "files/f", "locatedAt": ["files", "f"], "__readTree": ["files", "f"], "__readTreeChildren": [] }));
-    let strict = eval_ok(&fixture("args"), &format!("(readTree {{ path = root; args = {args}; }}).strict"));
+    assert_eq!(
+        got["f"],
+        json!({ "where": "files/f", "locatedAt": ["files", "f"], "__readTree": ["files", "f"], "__readTreeChildren": [] })
+    );
+    let strict = eval_ok(
+        &fixture("args"),
+        &format!("(readTree {{ path = root; args = {args}; }}).strict"),
+    );
     assert_eq!(
         strict,
         json!({ "locatedAt": ["strict"], "where": "strict", "__readTree": ["strict"], "__readTreeChildren": [] })
@@ -375,7 +418,8 @@ fn args_function_is_called_with_located_at_only() {
 
 #[test]
 fn filter_sees_location_and_located_args() {
-    let filter = r#"{ filter = parts: args: { tag = builtins.concatStringsSep "." parts; saw = args; }; }"#;
+    let filter =
+        r#"{ filter = parts: args: { tag = builtins.concatStringsSep "." parts; saw = args; }; }"#;
     let got = args_nodes(r#"{ depot = "d"; }"#, filter);
     assert_eq!(
         got["deeper"],
@@ -408,20 +452,32 @@ fn restrict_folder_hides_the_folder_from_everyone_else() {
             "let depot = {depot}; in {{ inherit (depot.experimental) self; inner = depot.experimental.inner.v; allowed = depot.allowed.v; other = depot.denied.other; }}"
         ),
     );
-    assert_eq!(got, json!({ "self": "s", "inner": "s", "allowed": "s", "other": "s" }));
+    assert_eq!(
+        got,
+        json!({ "self": "s", "inner": "s", "allowed": "s", "other": "s" })
+    );
     let message = |at: &str| {
         format!(
             "readTree: {at} may not use depot.experimental: experimental code may change at any time (only code under //experimental and the exceptions given to restrictFolder may use it)"
         )
     };
-    assert_error(&eval_err(&root, &format!("({depot}).denied.v")), &message("//denied"));
+    assert_error(
+        &eval_err(&root, &format!("({depot}).denied.v")),
+        &message("//denied"),
+    );
     // Exceptions are exact locations, as in TVL: not their sub-folders.
-    assert_error(&eval_err(&root, &format!("({depot}).allowed.inner.v")), &message("//allowed/inner"));
+    assert_error(
+        &eval_err(&root, &format!("({depot}).allowed.inner.v")),
+        &message("//allowed/inner"),
+    );
 }
 
 #[test]
 fn fix_ties_the_knot() {
-    let got = eval_ok(&fixture("basic"), "readTree.fix (self: { a = 1; b = self.a + 1; })");
+    let got = eval_ok(
+        &fixture("basic"),
+        "readTree.fix (self: { a = 1; b = self.a + 1; })",
+    );
     assert_eq!(got, json!({ "a": 1, "b": 2 }));
 }
 
@@ -445,7 +501,18 @@ fn scoped_args_are_in_scope_of_every_file() {
 fn odd_names_are_data_not_source() {
     let depot = Depot::new();
     let node = "{ locatedAt, ... }: { at = locatedAt; }";
-    let folders = ["a b", "x\"y", "${x}", "$HOME", "back\\slash", "ünï", "semi;colon", "dots.in.name", "it's", "dir.nix"];
+    let folders = [
+        "a b",
+        "x\"y",
+        "${x}",
+        "$HOME",
+        "back\\slash",
+        "ünï",
+        "semi;colon",
+        "dots.in.name",
+        "it's",
+        "dir.nix",
+    ];
     for folder in folders {
         depot.write(&format!("{folder}/default.nix"), node);
     }
@@ -460,12 +527,31 @@ fn odd_names_are_data_not_source() {
     expected.sort();
     assert_eq!(names, json!(expected));
     for folder in folders {
-        let got = eval_ok(root, &format!("builtins.getAttr {} tree", nix_string(folder)));
-        assert_eq!(got, json!({ "__readTree": [folder], "__readTreeChildren": [], "at": [folder] }), "{folder}");
+        let got = eval_ok(
+            root,
+            &format!("builtins.getAttr {} tree", nix_string(folder)),
+        );
+        assert_eq!(
+            got,
+            json!({ "__readTree": [folder], "__readTreeChildren": [], "at": [folder] }),
+            "{folder}"
+        );
     }
-    let labels = eval_ok(root, "map readTree.mkLabel (readTree.gather (t: t ? at) tree.files)");
-    assert_eq!(labels, json!(["files/q'uote", "files/twice.nix", "files/with space"]));
-    assert_eq!(eval_ok(root, &format!("builtins.getAttr {} tree.files", nix_string("${y}"))), json!("${y}"));
+    let labels = eval_ok(
+        root,
+        "map readTree.mkLabel (readTree.gather (t: t ? at) tree.files)",
+    );
+    assert_eq!(
+        labels,
+        json!(["files/q'uote", "files/twice.nix", "files/with space"])
+    );
+    assert_eq!(
+        eval_ok(
+            root,
+            &format!("builtins.getAttr {} tree.files", nix_string("${y}"))
+        ),
+        json!("${y}")
+    );
 }
 
 /// Git cannot hold empty folders, so this tree is generated.
@@ -499,7 +585,10 @@ fn prefix_places_the_tree_inside_a_larger_depot() {
         "let t = readTree { path = root; args = { inherit lib readTree; }; prefix = [ \"top\" ]; };
          in { root = t.__readTree; ab = t.a.b.__readTree; at = t.a.b.at; label = readTree.mkLabel t.a.b; }",
     );
-    assert_eq!(tree, json!({ "root": ["top"], "ab": ["top", "a", "b"], "at": ["top", "a", "b"], "label": "top/a/b" }));
+    assert_eq!(
+        tree,
+        json!({ "root": ["top"], "ab": ["top", "a", "b"], "at": ["top", "a", "b"], "label": "top/a/b" })
+    );
 }
 
 /// This repository is a readTree depot too; it reads only nix/, so build
@@ -520,7 +609,11 @@ fn the_repository_is_a_depot() {
         ))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let value: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         value,

@@ -268,7 +268,13 @@ fn a_phase_generated_empty_uploads_nothing() {
         .upload("release")
         .assert()
         .success()
-        .stderr(predicate::str::contains("phase release has no steps in this pipeline; nothing to upload"));
+        .stderr(predicate::str::contains(
+            "phase release has no steps in this pipeline; nothing to upload",
+        ));
     assert!(build.lines("uploads").is_empty());
-    build.upload("deploy").assert().code(2).stderr(predicate::str::contains("no chunk file for phase `deploy`"));
+    build
+        .upload("deploy")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no chunk file for phase `deploy`"));
 }

@@ -16,7 +16,10 @@ use super::model::{Pipeline, Step, chunk, dependency_key, jobs};
 use crate::exit::bad_input;
 
 /// Batches target steps when needed; returns the warning to show if it did.
-pub fn fit_job_limit(pipeline: &mut Pipeline, target_deps: &[Vec<usize>]) -> Result<Option<String>> {
+pub fn fit_job_limit(
+    pipeline: &mut Pipeline,
+    target_deps: &[Vec<usize>],
+) -> Result<Option<String>> {
     let limit = pipeline.settings.max_jobs_per_build;
     let total: usize = pipeline.chunks.values().flatten().flatten().map(jobs).sum();
     if total <= limit {
@@ -34,8 +37,9 @@ pub fn fit_job_limit(pipeline: &mut Pipeline, target_deps: &[Vec<usize>]) -> Res
     // batched apart: among the others in dependency order they would cut
     // every run of alike steps short (a build against a parent drvmap
     // skips most targets, scattered through that order).
-    let (skipped, active): (Vec<usize>, Vec<usize>) =
-        dependency_order(target_deps).into_iter().partition(|&i| pipeline.targets[i].skip);
+    let (skipped, active): (Vec<usize>, Vec<usize>) = dependency_order(target_deps)
+        .into_iter()
+        .partition(|&i| pipeline.targets[i].skip);
     let (batches, merged) = {
         let steps = target_steps(pipeline);
         let batches = plan(&steps, &[&active, &skipped], steps_allowed);
@@ -66,7 +70,8 @@ fn dependency_order(target_deps: &[Vec<usize>]) -> Vec<usize> {
             needed_by[d].push(i);
         }
     }
-    let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..n).filter(|&i| waiting[i] == 0).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(i) = ready.pop_first() {
         order.push(i);
@@ -93,7 +98,9 @@ fn plan(steps: &[&Step], orders: &[&[usize]], steps_allowed: usize) -> Vec<Vec<u
             let mut these: Vec<Vec<usize>> = Vec::new();
             for &i in order.iter() {
                 match these.last_mut() {
-                    Some(last) if last.len() < size && same_shape(steps[last[0]], steps[i]) => last.push(i),
+                    Some(last) if last.len() < size && same_shape(steps[last[0]], steps[i]) => {
+                        last.push(i)
+                    }
                     _ => these.push(vec![i]),
                 }
             }
@@ -109,30 +116,50 @@ fn plan(steps: &[&Step], orders: &[&[usize]], steps_allowed: usize) -> Vec<Vec<u
 /// Each target's step (by target index), found by key; the last step with
 /// a target's key is the one.
 fn target_steps(pipeline: &Pipeline) -> Vec<&Step> {
-    let by_key: HashMap<&str, usize> =
-        pipeline.targets.iter().enumerate().map(|(i, t)| (t.key.as_str(), i)).collect();
+    let by_key: HashMap<&str, usize> = pipeline
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.key.as_str(), i))
+        .collect();
     let mut steps: Vec<Option<&Step>> = vec![None; pipeline.targets.len()];
     for step in pipeline.chunks.values().flatten().flatten() {
-        if let Some(&i) = step.get("key").and_then(Value::as_str).and_then(|k| by_key.get(k)) {
+        if let Some(&i) = step
+            .get("key")
+            .and_then(Value::as_str)
+            .and_then(|k| by_key.get(k))
+        {
             steps[i] = Some(step);
         }
     }
     steps
         .into_iter()
         .enumerate()
-        .map(|(i, step)| step.unwrap_or_else(|| panic!("target {} has no step", pipeline.targets[i].key)))
+        .map(|(i, step)| {
+            step.unwrap_or_else(|| panic!("target {} has no step", pipeline.targets[i].key))
+        })
         .collect()
 }
 
 /// The fields a batch combines from its members' steps.
-const MERGED: [&str; 6] = ["label", "key", "command", "env", "depends_on", "timeout_in_minutes"];
+const MERGED: [&str; 6] = [
+    "label",
+    "key",
+    "command",
+    "env",
+    "depends_on",
+    "timeout_in_minutes",
+];
 
 /// Whether two target steps can share one: equal in everything but the
 /// fields a batch combines. Skipped and unskipped targets never mix (any
 /// skip reason counts as `true`).
 fn same_shape(a: &Step, b: &Step) -> bool {
     fn kept(step: &Step) -> impl Iterator<Item = (&String, &Value)> {
-        step.as_object().into_iter().flatten().filter(|(field, _)| !MERGED.contains(&field.as_str()))
+        step.as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(field, _)| !MERGED.contains(&field.as_str()))
     }
     let normal = |field: &str, value: &Value| field == "skip" && value != false;
     let mut a = kept(a);
@@ -141,7 +168,13 @@ fn same_shape(a: &Step, b: &Step) -> bool {
         match (a.next(), b.next()) {
             (None, None) => return true,
             (Some((fa, va)), Some((fb, vb))) => {
-                if fa != fb || !(if normal(fa, va) || normal(fb, vb) { normal(fa, va) && normal(fb, vb) } else { va == vb }) {
+                if fa != fb
+                    || !(if normal(fa, va) || normal(fb, vb) {
+                        normal(fa, va) && normal(fb, vb)
+                    } else {
+                        va == vb
+                    })
+                {
                     return false;
                 }
             }
@@ -156,7 +189,10 @@ fn merge_batches(pipeline: &Pipeline, steps: &[&Step], batches: &[Vec<usize>]) -
         .iter()
         .map(|batch| {
             let members: Vec<&Step> = batch.iter().map(|&i| steps[i]).collect();
-            let args: Vec<&str> = batch.iter().map(|&i| pipeline.targets[i].build_args.as_str()).collect();
+            let args: Vec<&str> = batch
+                .iter()
+                .map(|&i| pipeline.targets[i].build_args.as_str())
+                .collect();
             merge(&members, &args, &pipeline.settings.treekite)
         })
         .collect()
@@ -165,7 +201,12 @@ fn merge_batches(pipeline: &Pipeline, steps: &[&Step], batches: &[Vec<usize>]) -
 /// Replaces the build phase's target steps by batch steps and points every
 /// `depends_on` at the batches.
 fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>], merged: Vec<Step>) {
-    let Pipeline { targets, chunks, settings, .. } = pipeline;
+    let Pipeline {
+        targets,
+        chunks,
+        settings,
+        ..
+    } = pipeline;
     let mut batch_key: HashMap<&str, &str> = HashMap::new();
     for batch in batches {
         for &i in batch {
@@ -174,13 +215,20 @@ fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>], merged: Vec<Step>) {
     }
     // The step of a batch's first target becomes the batch; the other
     // targets' steps go. (A key on several steps gives copies of the batch.)
-    let mut merged: HashMap<&str, Step> =
-        batches.iter().zip(merged).map(|(batch, step)| (targets[batch[0]].key.as_str(), step)).collect();
+    let mut merged: HashMap<&str, Step> = batches
+        .iter()
+        .zip(merged)
+        .map(|(batch, step)| (targets[batch[0]].key.as_str(), step))
+        .collect();
     let mut placed: HashMap<&str, usize> = HashMap::new();
     let build = chunks.remove("build").unwrap_or_default();
     let mut steps: Vec<Step> = Vec::with_capacity(merged.len());
     for step in build.into_iter().flatten() {
-        let Some((&key, _)) = step.get("key").and_then(Value::as_str).and_then(|k| batch_key.get_key_value(k)) else {
+        let Some((&key, _)) = step
+            .get("key")
+            .and_then(Value::as_str)
+            .and_then(|k| batch_key.get_key_value(k))
+        else {
             steps.push(step);
             continue;
         };
@@ -212,29 +260,49 @@ fn merge(members: &[&Step], build_args: &[&str], treekite: &str) -> Step {
         .filter_map(|m| m.get("label")?.as_str())
         .map(|l| l.strip_prefix(":nix: ").unwrap_or(l))
         .collect();
-    step.insert("label".into(), Value::String(format!(":nix: {}", short_list(&labels))));
-    step.insert("command".into(), Value::String(format!("{treekite} build {}", build_args.join(" "))));
+    step.insert(
+        "label".into(),
+        Value::String(format!(":nix: {}", short_list(&labels))),
+    );
+    step.insert(
+        "command".into(),
+        Value::String(format!("{treekite} build {}", build_args.join(" "))),
+    );
     let targets: Vec<&str> = members
         .iter()
         .filter_map(|m| m.pointer("/env/READTREE_TARGET")?.as_str())
         .collect();
-    let mut env = first.and_then(|f| f.get("env")).and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
+    let mut env = first
+        .and_then(|f| f.get("env"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_else(Map::new);
     env.insert("READTREE_TARGET".into(), Value::String(targets.join(",")));
     step.insert("env".into(), Value::Object(env));
     let mut deps: Vec<Value> = Vec::new();
     let mut seen = HashSet::new();
     for m in members {
-        for d in m.get("depends_on").and_then(Value::as_array).into_iter().flatten() {
+        for d in m
+            .get("depends_on")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if seen.insert(dependency_key(d).unwrap_or_default()) {
                 deps.push(d.clone());
             }
         }
     }
     step.insert("depends_on".into(), Value::Array(deps));
-    let timeouts: Option<Vec<u64>> =
-        members.iter().map(|m| m.get("timeout_in_minutes").and_then(Value::as_u64)).collect();
+    let timeouts: Option<Vec<u64>> = members
+        .iter()
+        .map(|m| m.get("timeout_in_minutes").and_then(Value::as_u64))
+        .collect();
     match timeouts {
-        Some(t) => step.insert("timeout_in_minutes".into(), Value::from(t.iter().sum::<u64>())),
+        Some(t) => step.insert(
+            "timeout_in_minutes".into(),
+            Value::from(t.iter().sum::<u64>()),
+        ),
         None => step.remove("timeout_in_minutes"),
     };
     Value::Object(step)
@@ -245,7 +313,11 @@ fn short_list(labels: &[&str]) -> String {
     if labels.len() <= SHOWN {
         labels.join(", ")
     } else {
-        format!("{} and {} more", labels[..SHOWN].join(", "), labels.len() - SHOWN)
+        format!(
+            "{} and {} more",
+            labels[..SHOWN].join(", "),
+            labels.len() - SHOWN
+        )
     }
 }
 
@@ -255,9 +327,13 @@ fn redirect(step: &mut Step, batch_key: &HashMap<&str, &str>) {
     if let Some(inner) = step.get_mut("steps").and_then(Value::as_array_mut) {
         inner.iter_mut().for_each(|s| redirect(s, batch_key));
     }
-    let Some(object) = step.as_object_mut() else { return };
+    let Some(object) = step.as_object_mut() else {
+        return;
+    };
     // Taken out while the step's own key is read, then put back in place.
-    let Some(mut list) = object.get_mut("depends_on").map(std::mem::take) else { return };
+    let Some(mut list) = object.get_mut("depends_on").map(std::mem::take) else {
+        return;
+    };
     if let Value::String(key) = &mut list {
         list = Value::Array(vec![Value::String(std::mem::take(key))]);
     }

@@ -25,7 +25,11 @@ pub fn nearest_targets(targets: &[Target]) -> Result<Vec<Vec<usize>>> {
     for (i, target) in targets.iter().enumerate() {
         target_of[graph.ids[target.drv_path.as_str()]] = Some(i);
     }
-    let mut nearest = Nearest { graph: &graph, target_of: &target_of, memo: vec![None; graph.inputs.len()] };
+    let mut nearest = Nearest {
+        graph: &graph,
+        target_of: &target_of,
+        memo: vec![None; graph.inputs.len()],
+    };
     Ok(targets
         .iter()
         .enumerate()
@@ -33,7 +37,13 @@ pub fn nearest_targets(targets: &[Target]) -> Result<Vec<Vec<usize>>> {
             let node = graph.ids[target.drv_path.as_str()];
             let mut found: Vec<usize> = Vec::new();
             for &input in &graph.inputs[node] {
-                found.extend(nearest.through(input).iter().copied().filter(|&j| j != i && !targets[j].skip));
+                found.extend(
+                    nearest
+                        .through(input)
+                        .iter()
+                        .copied()
+                        .filter(|&j| j != i && !targets[j].skip),
+                );
             }
             found.sort_unstable();
             found.dedup();
@@ -44,16 +54,32 @@ pub fn nearest_targets(targets: &[Target]) -> Result<Vec<Vec<usize>>> {
 
 /// Adds each target step's edges to its `depends_on` (after any it has).
 pub fn apply(pipeline: &mut Pipeline, target_deps: &[Vec<usize>]) {
-    let by_key: HashMap<&str, usize> =
-        pipeline.targets.iter().enumerate().map(|(i, t)| (t.key.as_str(), i)).collect();
+    let by_key: HashMap<&str, usize> = pipeline
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.key.as_str(), i))
+        .collect();
     let keys: Vec<String> = pipeline.targets.iter().map(|t| t.key.clone()).collect();
     for step in pipeline.chunks.values_mut().flatten().flatten() {
-        let Some(&i) = step.get("key").and_then(Value::as_str).and_then(|k| by_key.get(k)) else { continue };
+        let Some(&i) = step
+            .get("key")
+            .and_then(Value::as_str)
+            .and_then(|k| by_key.get(k))
+        else {
+            continue;
+        };
         if target_deps[i].is_empty() || pipeline.targets[i].skip {
             continue;
         }
-        let Some(list) = depends_on_mut(step) else { continue };
-        let present: HashSet<String> = list.iter().filter_map(dependency_key).map(str::to_owned).collect();
+        let Some(list) = depends_on_mut(step) else {
+            continue;
+        };
+        let present: HashSet<String> = list
+            .iter()
+            .filter_map(dependency_key)
+            .map(str::to_owned)
+            .collect();
         for &j in &target_deps[i] {
             if !present.contains(&keys[j]) {
                 list.push(Value::String(keys[j].clone()));
@@ -73,7 +99,10 @@ impl Graph {
     /// Reads `.drv` files breadth-first from `roots`, each level's files
     /// parsed in parallel.
     fn read<'r>(roots: impl Iterator<Item = &'r str>) -> Result<Graph> {
-        let mut graph = Graph { ids: HashMap::new(), inputs: Vec::new() };
+        let mut graph = Graph {
+            ids: HashMap::new(),
+            inputs: Vec::new(),
+        };
         let mut paths: Vec<String> = Vec::new();
         let mut level: Vec<usize> = roots.map(|root| graph.intern(root, &mut paths)).collect();
         level.sort_unstable();
@@ -83,7 +112,10 @@ impl Graph {
             let mut next = Vec::new();
             for (node, inputs) in level.into_iter().zip(parsed) {
                 let known = graph.inputs.len();
-                let ids: Vec<usize> = inputs.iter().map(|input| graph.intern(input, &mut paths)).collect();
+                let ids: Vec<usize> = inputs
+                    .iter()
+                    .map(|input| graph.intern(input, &mut paths))
+                    .collect();
                 next.extend(ids.iter().copied().filter(|&id| id >= known));
                 graph.inputs[node] = ids;
             }
@@ -106,7 +138,9 @@ impl Graph {
 }
 
 fn parse_all(paths: &[&str]) -> Result<Vec<Vec<String>>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     let per_thread = paths.len().div_ceil(threads).max(64);
     if paths.len() <= per_thread {
         return paths.iter().map(|p| drv::read_input_drvs(p)).collect();
@@ -114,7 +148,13 @@ fn parse_all(paths: &[&str]) -> Result<Vec<Vec<String>>> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = paths
             .chunks(per_thread)
-            .map(|part| scope.spawn(move || part.iter().map(|p| drv::read_input_drvs(p)).collect::<Result<Vec<_>>>()))
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|p| drv::read_input_drvs(p))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
             .collect();
         let mut all = Vec::with_capacity(paths.len());
         for handle in handles {
@@ -147,7 +187,12 @@ impl Nearest<'_> {
             }
             let inputs = &self.graph.inputs[top];
             let pending = stack.len();
-            stack.extend(inputs.iter().copied().filter(|&i| self.target_of[i].is_none() && self.memo[i].is_none()));
+            stack.extend(
+                inputs
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.target_of[i].is_none() && self.memo[i].is_none()),
+            );
             if stack.len() > pending {
                 continue;
             }
@@ -155,7 +200,9 @@ impl Nearest<'_> {
             for &i in inputs {
                 match self.target_of[i] {
                     Some(t) => found.push(t),
-                    None => found.extend_from_slice(self.memo[i].as_deref().expect("inputs are walked first")),
+                    None => found.extend_from_slice(
+                        self.memo[i].as_deref().expect("inputs are walked first"),
+                    ),
                 }
             }
             found.sort_unstable();

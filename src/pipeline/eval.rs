@@ -57,7 +57,13 @@ pub fn evaluate<D: Send, X: Send>(
     let stdout = child.stdout.take().expect("stdout is piped");
     // serde_json reads a reader byte by byte: the buffer goes outside, so
     // the copy is made a buffer at a time.
-    let mut json = BufReader::with_capacity(1 << 16, Recording { inner: stdout, seen: Vec::with_capacity(1 << 20) });
+    let mut json = BufReader::with_capacity(
+        1 << 16,
+        Recording {
+            inner: stdout,
+            seen: Vec::with_capacity(1 << 20),
+        },
+    );
     let streamed = std::thread::scope(|scope| read_streaming(&mut json, scope, &analyse, &finish));
     // Whatever the quick read left (all of it, if it gave up early).
     let mut rest = Vec::new();
@@ -74,7 +80,11 @@ pub fn evaluate<D: Send, X: Send>(
     match streamed {
         Some(result) => result,
         None => {
-            let evaluated = Evaluated { json: json.into_inner().seen, attr: args.attr.clone(), file };
+            let evaluated = Evaluated {
+                json: json.into_inner().seen,
+                attr: args.attr.clone(),
+                file,
+            };
             let mut pipeline = evaluated.parse()?;
             let analysed = analyse(pipeline.settings.dependencies, &pipeline.targets)?;
             let finished = finish(&mut pipeline, analysed)?;
@@ -115,7 +125,12 @@ where
     F: Fn(&mut Pipeline, D) -> Result<X> + Sync,
 {
     let mut deserializer = serde_json::Deserializer::from_reader(json);
-    let seed = TopLevel { scope, analyse, finish, marker: PhantomData };
+    let seed = TopLevel {
+        scope,
+        analyse,
+        finish,
+        marker: PhantomData,
+    };
     let parts = seed.deserialize(&mut deserializer).ok()?;
     deserializer.end().ok()?;
     if parts.kind.as_ref().and_then(Value::as_str) != Some("treekite-pipeline") {
@@ -131,11 +146,20 @@ where
         // Steps before the analysis (not Nix's order): finish here.
         Work::Analysing(handle, phases, settings) => {
             let chunks = parts.chunks?;
-            handle.join().expect("the dependency analysis panicked").and_then(|(targets, analysed)| {
-                let mut pipeline = Pipeline { phases, chunks, drvmap: String::new(), targets, settings };
-                let finished = finish(&mut pipeline, analysed)?;
-                Ok((pipeline, finished))
-            })
+            handle
+                .join()
+                .expect("the dependency analysis panicked")
+                .and_then(|(targets, analysed)| {
+                    let mut pipeline = Pipeline {
+                        phases,
+                        chunks,
+                        drvmap: String::new(),
+                        targets,
+                        settings,
+                    };
+                    let finished = finish(&mut pipeline, analysed)?;
+                    Ok((pipeline, finished))
+                })
         }
     };
     Some(finished.map(|(mut pipeline, finished)| {
@@ -147,7 +171,11 @@ where
 /// The work started while reading: the analysis alone (with the phases
 /// and settings it came with), or, once the steps are in too, finishing.
 enum Work<'scope, D, X> {
-    Analysing(ScopedJoinHandle<'scope, Result<(Vec<Target>, D)>>, Vec<String>, Settings),
+    Analysing(
+        ScopedJoinHandle<'scope, Result<(Vec<Target>, D)>>,
+        Vec<String>,
+        Settings,
+    ),
     Finishing(ScopedJoinHandle<'scope, Result<(Pipeline, X)>>),
 }
 
@@ -176,7 +204,10 @@ where
 {
     type Value = Parts<'scope, D, X>;
 
-    fn deserialize<De: serde::Deserializer<'de>>(self, deserializer: De) -> Result<Self::Value, De::Error> {
+    fn deserialize<De: serde::Deserializer<'de>>(
+        self,
+        deserializer: De,
+    ) -> Result<Self::Value, De::Error> {
         deserializer.deserialize_map(self)
     }
 }
@@ -195,11 +226,21 @@ where
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-        let mut parts = Parts { kind: None, chunks: None, drvmap: None, work: None };
+        let mut parts = Parts {
+            kind: None,
+            chunks: None,
+            drvmap: None,
+            work: None,
+        };
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "analysis" if parts.work.is_none() => {
-                    let Analysis { dependencies, phases, settings, targets } = map.next_value()?;
+                    let Analysis {
+                        dependencies,
+                        phases,
+                        settings,
+                        targets,
+                    } = map.next_value()?;
                     let analyse = self.analyse;
                     let handle = self.scope.spawn(move || {
                         let analysed = analyse(dependencies, &targets)?;
@@ -213,8 +254,15 @@ where
                         Some(Work::Analysing(handle, phases, settings)) => {
                             let finish = self.finish;
                             parts.work = Some(Work::Finishing(self.scope.spawn(move || {
-                                let (targets, analysed) = handle.join().expect("the dependency analysis panicked")?;
-                                let mut pipeline = Pipeline { phases, chunks, drvmap: String::new(), targets, settings };
+                                let (targets, analysed) =
+                                    handle.join().expect("the dependency analysis panicked")?;
+                                let mut pipeline = Pipeline {
+                                    phases,
+                                    chunks,
+                                    drvmap: String::new(),
+                                    targets,
+                                    settings,
+                                };
                                 let finished = finish(&mut pipeline, analysed)?;
                                 Ok((pipeline, finished))
                             })));
@@ -246,7 +294,8 @@ struct Evaluated {
 impl Evaluated {
     /// Reads the whole pipeline as JSON first, then as a pipeline.
     fn parse(&self) -> Result<Pipeline> {
-        let value: Value = serde_json::from_slice(&self.json).context("reading the JSON nix-instantiate printed")?;
+        let value: Value = serde_json::from_slice(&self.json)
+            .context("reading the JSON nix-instantiate printed")?;
         if value.get("type").and_then(Value::as_str) != Some("treekite-pipeline") {
             return Err(bad_input(format!(
                 "{} in {} is not a pipeline (it evaluates to {}); point -A at the result of nix/buildkite's mkPipeline",
@@ -267,7 +316,10 @@ impl Evaluated {
 fn nix_file(args: &PipelineArgs) -> Result<PathBuf> {
     if let Some(file) = &args.file {
         if !file.is_file() {
-            return Err(bad_input(format!("-f {}: no such file; pass the Nix file holding the pipeline", file.display())));
+            return Err(bad_input(format!(
+                "-f {}: no such file; pass the Nix file holding the pipeline",
+                file.display()
+            )));
         }
         return Ok(file.clone());
     }

@@ -34,7 +34,11 @@ struct Shape {
 
 impl From<Shape> for Pipeline {
     fn from(shape: Shape) -> Pipeline {
-        let Shape { chunks, drvmap, analysis } = shape;
+        let Shape {
+            chunks,
+            drvmap,
+            analysis,
+        } = shape;
         analysis.with(chunks, drvmap)
     }
 }
@@ -53,8 +57,19 @@ pub struct Analysis {
 impl Analysis {
     /// The pipeline, given its steps and drvmap.
     pub fn with(self, chunks: BTreeMap<String, Vec<Vec<Step>>>, drvmap: String) -> Pipeline {
-        let Analysis { phases, settings, targets, .. } = self;
-        Pipeline { phases, chunks, drvmap, targets, settings }
+        let Analysis {
+            phases,
+            settings,
+            targets,
+            ..
+        } = self;
+        Pipeline {
+            phases,
+            chunks,
+            drvmap,
+            targets,
+            settings,
+        }
     }
 }
 
@@ -97,7 +112,12 @@ pub fn nix_json_text(raw: &str) -> Option<String> {
 /// Jobs Buildkite creates for a step: a group counts itself and its steps.
 pub fn jobs(step: &Step) -> usize {
     match step.get("group") {
-        Some(_) => 1 + step.get("steps").and_then(Value::as_array).map_or(0, Vec::len),
+        Some(_) => {
+            1 + step
+                .get("steps")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        }
         None => 1,
     }
 }
@@ -105,7 +125,9 @@ pub fn jobs(step: &Step) -> usize {
 /// The `depends_on` keys of a step, in whichever form it was written.
 pub fn depends_on_mut(step: &mut Step) -> Option<&mut Vec<Value>> {
     let object = step.as_object_mut()?;
-    let entry = object.entry("depends_on").or_insert_with(|| Value::Array(Vec::new()));
+    let entry = object
+        .entry("depends_on")
+        .or_insert_with(|| Value::Array(Vec::new()));
     if let Value::String(key) = entry {
         *entry = Value::Array(vec![Value::String(std::mem::take(key))]);
     }
@@ -114,7 +136,9 @@ pub fn depends_on_mut(step: &mut Step) -> Option<&mut Vec<Value>> {
 
 /// The key a `depends_on` entry names (`"key"` or `{"step": "key"}`).
 pub fn dependency_key(entry: &Value) -> Option<&str> {
-    entry.as_str().or_else(|| entry.get("step").and_then(Value::as_str))
+    entry
+        .as_str()
+        .or_else(|| entry.get("step").and_then(Value::as_str))
 }
 
 /// Splits steps into chunks of at most `size` jobs, keeping order (the same
@@ -143,8 +167,12 @@ mod tests {
     /// Nix's text is kept exactly when serde_json would print the same.
     #[test]
     fn nix_json_text_is_kept_only_when_serde_json_agrees() {
-        for raw in [r#"{"a":{"attrPath":["a","x\"y\\z\nw"],"drvPath":"/nix/store/x-a.drv"}}"#, r#"{"é \u0001":[]}"#] {
-            let again = serde_json::to_string(&serde_json::from_str::<Value>(raw).unwrap()).unwrap();
+        for raw in [
+            r#"{"a":{"attrPath":["a","x\"y\\z\nw"],"drvPath":"/nix/store/x-a.drv"}}"#,
+            r#"{"é \u0001":[]}"#,
+        ] {
+            let again =
+                serde_json::to_string(&serde_json::from_str::<Value>(raw).unwrap()).unwrap();
             assert_eq!(nix_json_text(raw).as_deref(), Some(again.as_str()));
         }
         for raw in [r#"{"a\u0008":1}"#, r#"{"a\u000c":1}"#] {

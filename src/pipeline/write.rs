@@ -14,7 +14,10 @@ use crate::exit::bad_input;
 /// Fails early (before evaluating) when `--out` cannot become a directory.
 pub fn check_out_dir(out: &Path) -> Result<()> {
     if out.exists() && !out.is_dir() {
-        return Err(bad_input(format!("--out {} exists and is not a directory; pass a directory", out.display())));
+        return Err(bad_input(format!(
+            "--out {} exists and is not a directory; pass a directory",
+            out.display()
+        )));
     }
     Ok(())
 }
@@ -25,7 +28,11 @@ pub fn write(out: &Path, pipeline: &Pipeline) -> Result<()> {
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = out.file_name().context("--out names no directory")?.to_string_lossy().into_owned();
+    let name = out
+        .file_name()
+        .context("--out names no directory")?
+        .to_string_lossy()
+        .into_owned();
     let staging = parent.join(format!(".{name}.treekite-{}", std::process::id()));
     let result = write_files(&staging, pipeline).and_then(|()| replace_dir(&staging, out));
     if result.is_err() {
@@ -77,11 +84,14 @@ fn write_chunk(path: &Path, steps: &[Step]) -> Result<()> {
 fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
     if out.exists() {
         let old = staging.with_extension("old");
-        std::fs::rename(out, &old).with_context(|| format!("moving the old {} aside", out.display()))?;
-        std::fs::rename(staging, out).with_context(|| format!("moving the new pipeline to {}", out.display()))?;
+        std::fs::rename(out, &old)
+            .with_context(|| format!("moving the old {} aside", out.display()))?;
+        std::fs::rename(staging, out)
+            .with_context(|| format!("moving the new pipeline to {}", out.display()))?;
         std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))
     } else {
-        std::fs::rename(staging, out).with_context(|| format!("moving the new pipeline to {}", out.display()))
+        std::fs::rename(staging, out)
+            .with_context(|| format!("moving the new pipeline to {}", out.display()))
     }
 }
 
@@ -94,7 +104,10 @@ pub fn summary(pipeline: &Pipeline) -> Vec<String> {
             let chunks = phase_chunks(pipeline, phase);
             let steps: Vec<&Step> = chunks.iter().flatten().collect();
             let jobs: usize = steps.iter().map(|s| jobs(s)).sum();
-            let skipped = steps.iter().filter(|s| s.get("skip").is_some_and(|v| v != false)).count();
+            let skipped = steps
+                .iter()
+                .filter(|s| s.get("skip").is_some_and(|v| v != false))
+                .count();
             format!(
                 "{phase}: {} steps ({jobs} jobs) in {} chunk{}, {skipped} skipped",
                 steps.len(),
