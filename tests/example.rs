@@ -76,17 +76,7 @@ fn the_example_pipeline_runs_end_to_end_and_leaves_the_checkout_clean() {
     require_nix();
     let checkout = Checkout::new();
     copy_tracked(&["examples", "nix"], checkout.path());
-    checkout.git(&["add", "."]);
-    checkout.git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.com",
-        "commit",
-        "-q",
-        "-m",
-        "depot",
-    ]);
+    checkout.commit_all("depot");
     let work = tempfile::tempdir().unwrap();
     let (pipeline, logs, gcroots) = (
         work.path().join("pipeline"),

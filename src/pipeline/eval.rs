@@ -150,15 +150,7 @@ where
                 .join()
                 .expect("the dependency analysis panicked")
                 .and_then(|(targets, analysed)| {
-                    let mut pipeline = Pipeline {
-                        phases,
-                        chunks,
-                        drvmap: String::new(),
-                        targets,
-                        settings,
-                    };
-                    let finished = finish(&mut pipeline, analysed)?;
-                    Ok((pipeline, finished))
+                    assemble(phases, chunks, targets, settings, analysed, finish)
                 })
         }
     };
@@ -166,6 +158,27 @@ where
         pipeline.drvmap = drvmap;
         (pipeline, finished)
     }))
+}
+
+/// The pipeline from its parts (the drvmap comes last, from the stream),
+/// with `finish` applied.
+fn assemble<D, X>(
+    phases: Vec<String>,
+    chunks: Chunks,
+    targets: Vec<Target>,
+    settings: Settings,
+    analysed: D,
+    finish: &impl Fn(&mut Pipeline, D) -> Result<X>,
+) -> Result<(Pipeline, X)> {
+    let mut pipeline = Pipeline {
+        phases,
+        chunks,
+        drvmap: String::new(),
+        targets,
+        settings,
+    };
+    let finished = finish(&mut pipeline, analysed)?;
+    Ok((pipeline, finished))
 }
 
 /// The work started while reading: the analysis alone (with the phases
@@ -256,15 +269,7 @@ where
                             parts.work = Some(Work::Finishing(self.scope.spawn(move || {
                                 let (targets, analysed) =
                                     handle.join().expect("the dependency analysis panicked")?;
-                                let mut pipeline = Pipeline {
-                                    phases,
-                                    chunks,
-                                    drvmap: String::new(),
-                                    targets,
-                                    settings,
-                                };
-                                let finished = finish(&mut pipeline, analysed)?;
-                                Ok((pipeline, finished))
+                                assemble(phases, chunks, targets, settings, analysed, finish)
                             })));
                         }
                         other => {

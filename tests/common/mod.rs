@@ -275,8 +275,14 @@ impl Checkout {
         std::fs::write(checkout.path().join("README"), "hello\n").unwrap();
         std::fs::write(checkout.path().join(".gitignore"), Self::GITIGNORE).unwrap();
         checkout.git(&["init", "-q"]);
-        checkout.git(&["add", "."]);
-        checkout.git(&[
+        checkout.commit_all("init");
+        checkout
+    }
+
+    /// Commits everything in the work tree.
+    pub fn commit_all(&self, message: &str) {
+        self.git(&["add", "."]);
+        self.git(&[
             "-c",
             "user.name=t",
             "-c",
@@ -284,9 +290,8 @@ impl Checkout {
             "commit",
             "-q",
             "-m",
-            "init",
+            message,
         ]);
-        checkout
     }
 
     pub fn path(&self) -> &Path {
