@@ -116,12 +116,7 @@ fn plan(steps: &[&Step], orders: &[&[usize]], steps_allowed: usize) -> Vec<Vec<u
 /// Each target's step (by target index), found by key; the last step with
 /// a target's key is the one.
 fn target_steps(pipeline: &Pipeline) -> Vec<&Step> {
-    let by_key: HashMap<&str, usize> = pipeline
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.key.as_str(), i))
-        .collect();
+    let by_key: HashMap<&str, usize> = pipeline.target_index();
     let mut steps: Vec<Option<&Step>> = vec![None; pipeline.targets.len()];
     for step in pipeline.chunks.values().flatten().flatten() {
         if let Some(&i) = step

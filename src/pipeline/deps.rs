@@ -54,12 +54,7 @@ pub fn nearest_targets(targets: &[Target]) -> Result<Vec<Vec<usize>>> {
 
 /// Adds each target step's edges to its `depends_on` (after any it has).
 pub fn apply(pipeline: &mut Pipeline, target_deps: &[Vec<usize>]) {
-    let by_key: HashMap<&str, usize> = pipeline
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.key.as_str(), i))
-        .collect();
+    let by_key: HashMap<&str, usize> = pipeline.target_index();
     let keys: Vec<String> = pipeline.targets.iter().map(|t| t.key.clone()).collect();
     for step in pipeline.chunks.values_mut().flatten().flatten() {
         let Some(&i) = step

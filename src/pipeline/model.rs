@@ -22,6 +22,17 @@ pub struct Pipeline {
     pub settings: Settings,
 }
 
+impl Pipeline {
+    /// Target index by step key.
+    pub fn target_index(&self) -> std::collections::HashMap<&str, usize> {
+        self.targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.key.as_str(), i))
+            .collect()
+    }
+}
+
 /// A pipeline as `mkPipeline` lays it out (its top-level `phases` and
 /// `settings` are those in `analysis`).
 #[derive(Deserialize)]
