@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Result;
 use serde_json::{Map, Value};
 
-use super::model::{Pipeline, Step, chunk, dependency_key, jobs};
+use super::model::{Pipeline, Step, chunk, dependency_key, jobs, target_index};
 use crate::exit::bad_input;
 
 /// Batches target steps when needed; returns the warning to show if it did.
@@ -116,7 +116,7 @@ fn plan(steps: &[&Step], orders: &[&[usize]], steps_allowed: usize) -> Vec<Vec<u
 /// Each target's step (by target index), found by key; the last step with
 /// a target's key is the one.
 fn target_steps(pipeline: &Pipeline) -> Vec<&Step> {
-    let by_key: HashMap<&str, usize> = pipeline.target_index();
+    let by_key: HashMap<&str, usize> = target_index(&pipeline.targets);
     let mut steps: Vec<Option<&Step>> = vec![None; pipeline.targets.len()];
     for step in pipeline.chunks.values().flatten().flatten() {
         if let Some(&i) = step

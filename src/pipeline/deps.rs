@@ -11,7 +11,7 @@ use std::rc::Rc;
 use anyhow::Result;
 use serde_json::Value;
 
-use super::model::{Pipeline, Target, dependency_key, depends_on_mut};
+use super::model::{Pipeline, Target, dependency_key, depends_on_mut, target_index};
 use crate::drv;
 
 /// For each target (by index), the indices of the targets it needs nearest,
@@ -54,7 +54,7 @@ pub fn nearest_targets(targets: &[Target]) -> Result<Vec<Vec<usize>>> {
 
 /// Adds each target step's edges to its `depends_on` (after any it has).
 pub fn apply(pipeline: &mut Pipeline, target_deps: &[Vec<usize>]) {
-    let by_key: HashMap<&str, usize> = pipeline.target_index();
+    let by_key: HashMap<&str, usize> = target_index(&pipeline.targets);
     let keys: Vec<String> = pipeline.targets.iter().map(|t| t.key.clone()).collect();
     for step in pipeline.chunks.values_mut().flatten().flatten() {
         let Some(&i) = step

@@ -22,15 +22,13 @@ pub struct Pipeline {
     pub settings: Settings,
 }
 
-impl Pipeline {
-    /// Target index by step key.
-    pub fn target_index(&self) -> std::collections::HashMap<&str, usize> {
-        self.targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.key.as_str(), i))
-            .collect()
-    }
+/// Target index by step key.
+pub fn target_index(targets: &[Target]) -> std::collections::HashMap<&str, usize> {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.key.as_str(), i))
+        .collect()
 }
 
 /// A pipeline as `mkPipeline` lays it out (its top-level `phases` and
