@@ -15,6 +15,21 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipeline")
 }
 
+/// Checks `files` together, as the uploads of one build, with bkcheck.
+fn assert_bkcheck_accepts(files: &[PathBuf]) {
+    let result = Command::new("python3")
+        .arg(bkcheck())
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "bkcheck rejected {files:?}: {}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
 fn bkcheck() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/buildkite/bkcheck.py")
 }
@@ -328,17 +343,7 @@ fn every_generated_file_passes_bkcheck() {
             .keys()
             .map(|f| out.path().join(f))
             .collect();
-        let result = Command::new("python3")
-            .arg(bkcheck())
-            .args(&files)
-            .output()
-            .unwrap();
-        assert!(
-            result.status.success(),
-            "bkcheck rejected {attr}: {}{}",
-            String::from_utf8_lossy(&result.stdout),
-            String::from_utf8_lossy(&result.stderr)
-        );
+        assert_bkcheck_accepts(&files);
     }
 }
 
@@ -510,16 +515,7 @@ fn an_extra_step_needing_a_target_skipped_by_its_metadata_says_so() {
         .keys()
         .map(|f| out.path().join(f))
         .collect();
-    let result = Command::new("python3")
-        .arg(bkcheck())
-        .args(&files)
-        .output()
-        .unwrap();
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stdout)
-    );
+    assert_bkcheck_accepts(&files);
 }
 
 #[test]
@@ -605,16 +601,7 @@ fn batching_keeps_to_the_job_limit_and_to_every_dependency() {
         }
     }
     let paths: Vec<PathBuf> = files.keys().map(|f| out.path().join(f)).collect();
-    let result = Command::new("python3")
-        .arg(bkcheck())
-        .args(&paths)
-        .output()
-        .unwrap();
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stdout)
-    );
+    assert_bkcheck_accepts(&paths);
 }
 
 #[test]
@@ -692,14 +679,5 @@ fn batching_keeps_skipped_targets_apart_from_the_rest() {
         }
     }
     let paths: Vec<PathBuf> = files.keys().map(|f| out.path().join(f)).collect();
-    let result = Command::new("python3")
-        .arg(bkcheck())
-        .args(&paths)
-        .output()
-        .unwrap();
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stdout)
-    );
+    assert_bkcheck_accepts(&paths);
 }
