@@ -1,40 +1,43 @@
-mod build;
-mod chunks;
+//! treekite: Buildkite pipelines for readTree Nix monorepos.
+//!
+//! The flow, in modules: [`pipeline`] evaluates a depot's `mkPipeline`
+//! result and writes the [`pipeline_dir`]; [`upload`] sends it to Buildkite
+//! and [`run`](mod@run) runs it here; on the agent, the steps call the [`agent`]
+//! side (`treekite build`, `treekite exec`). [`cli`] turns the command line
+//! into one request for one of them; [`exit`] says how treekite ends.
+
+mod agent;
 mod cli;
-mod drv;
-mod exec;
 mod exit;
-mod gcroot;
-mod gitexclude;
-mod nix;
+mod git;
 mod pipeline;
+mod pipeline_dir;
+mod process;
 mod run;
-mod source;
+mod state;
 mod upload;
 
-use std::process::ExitCode;
+use anyhow::Result;
 
-use clap::Parser;
+use crate::cli::Invocation;
+use crate::exit::ExitCode;
 
-use crate::cli::{Cli, Command};
-
-fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => return cli::usage_error(error),
-    };
-    let result = match cli.command {
-        Command::Build(args) => build::run(&args).map(|()| 0),
-        Command::Exec(args) => exec::run(&args),
-        Command::Pipeline(args) => pipeline::run(&args).map(|()| 0),
-        Command::Upload(args) => upload::run(&args).map(|()| 0),
-        Command::Run(args) => run::run(&args),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
+fn main() -> std::process::ExitCode {
+    match cli::parse().and_then(run) {
+        Ok(code) => code.into(),
         Err(error) => {
             eprintln!("treekite: error: {}", exit::one_line(&error));
-            ExitCode::from(exit::code_for(&error))
+            ExitCode::of_error(&error).into()
         }
+    }
+}
+
+fn run(invocation: Invocation) -> Result<ExitCode> {
+    match invocation {
+        Invocation::Build(request) => agent::build::run(&request),
+        Invocation::Exec(request) => agent::exec::run(&request),
+        Invocation::Pipeline(request) => pipeline::run(&request),
+        Invocation::Upload(request) => upload::run(&request),
+        Invocation::Run(request) => run::run(&request),
     }
 }

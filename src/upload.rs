@@ -7,26 +7,35 @@
 //! second step with a key it has seen), so each uploaded chunk is recorded in
 //! the build's meta-data and skipped when it is found there.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
 use anyhow::{Context, Result, bail};
 use nix_derivation::{HashAlgorithm, hash_bytes, nixbase32};
 
-use crate::chunks::{self, Chunk};
-use crate::cli::UploadArgs;
-use crate::exit::bad_input;
+use crate::exit::{ExitCode, bad_input};
+use crate::pipeline_dir::{Chunk, PipelineDir};
+use crate::process::Ended;
 
 const AGENT: &str = "buildkite-agent";
 
-pub fn run(args: &UploadArgs) -> Result<()> {
-    let chunks = chunks::of_phase(&args.dir, &args.phase)?;
+/// What `treekite upload` was asked to do.
+#[derive(Debug)]
+pub struct Request {
+    /// The pipeline directory.
+    pub dir: PathBuf,
+    pub phase: String,
+}
+
+pub fn run(request: &Request) -> Result<ExitCode> {
+    let dir = PipelineDir::open(&request.dir)?;
+    let chunks = dir.phase(&request.phase)?;
     if chunks.is_empty() {
         eprintln!(
             "treekite: phase {} has no steps in this pipeline; nothing to upload",
-            args.phase
+            request.phase
         );
-        return Ok(());
+        return Ok(ExitCode::Success);
     }
     // Read every chunk before uploading any: a broken file must not leave
     // the build with half a phase.
@@ -46,14 +55,14 @@ pub fn run(args: &UploadArgs) -> Result<()> {
                 format!(
                     "uploading {} ({done} of {total} chunks of phase {} are in the build); \
                      retry the job to upload the rest",
-                    upload.name, args.phase
+                    upload.name, request.phase
                 )
             })?;
             meta_data_set(&upload.marker)?;
             eprintln!("treekite: uploaded {}", upload.name);
         }
     }
-    Ok(())
+    Ok(ExitCode::Success)
 }
 
 struct Upload<'a> {
@@ -75,7 +84,7 @@ impl<'a> Upload<'a> {
         }
         Ok(Upload {
             chunk,
-            name: chunk.name(),
+            name: chunk.file_name(),
             marker: marker(chunk, &text),
         })
     }
@@ -88,10 +97,7 @@ impl<'a> Upload<'a> {
 fn marker(chunk: &Chunk, text: &[u8]) -> String {
     let digest = hash_bytes(HashAlgorithm::Sha256, text);
     let digest = nixbase32::encode(digest.digest_as_bytes());
-    format!(
-        "treekite-uploaded:{}-chunk-{}:{digest}",
-        chunk.phase, chunk.number
-    )
+    format!("treekite-uploaded:{}:{digest}", chunk.name.stem())
 }
 
 fn meta_data_exists(key: &str) -> Result<bool> {
@@ -100,7 +106,10 @@ fn meta_data_exists(key: &str) -> Result<bool> {
     match status.code() {
         Some(0) => Ok(true),
         Some(100) => Ok(false),
-        _ => bail!("`{AGENT} meta-data exists {key}` failed ({status})"),
+        _ => bail!(
+            "`{AGENT} meta-data exists {key}` failed ({})",
+            Ended::of(status).describe()
+        ),
     }
 }
 
@@ -108,7 +117,8 @@ fn meta_data_set(key: &str) -> Result<()> {
     let status = agent(&["meta-data", "set", key, "uploaded"])?;
     if !status.success() {
         bail!(
-            "`{AGENT} meta-data set {key}` failed ({status}); the chunk is uploaded but not recorded, so a retry would upload it again"
+            "`{AGENT} meta-data set {key}` failed ({}); the chunk is uploaded but not recorded, so a retry would upload it again",
+            Ended::of(status).describe()
         );
     }
     Ok(())
@@ -118,7 +128,10 @@ fn pipeline_upload(file: &Path) -> Result<()> {
     let file = file.to_str().context("chunk paths must be UTF-8")?;
     let status = agent(&["pipeline", "upload", file])?;
     if !status.success() {
-        bail!("`{AGENT} pipeline upload {file}` failed ({status})");
+        bail!(
+            "`{AGENT} pipeline upload {file}` failed ({})",
+            Ended::of(status).describe()
+        );
     }
     Ok(())
 }

@@ -12,14 +12,13 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Result;
 use serde_json::{Map, Value};
 
-use super::model::{Pipeline, Step, chunk, dependency_key, jobs, target_index};
+use super::TargetDeps;
+use super::model::{Pipeline, StepJson, chunk, dependency_key, jobs, target_index};
+use crate::agent;
 use crate::exit::bad_input;
 
 /// Batches target steps when needed; returns the warning to show if it did.
-pub fn fit_job_limit(
-    pipeline: &mut Pipeline,
-    target_deps: &[Vec<usize>],
-) -> Result<Option<String>> {
+pub fn fit_job_limit(pipeline: &mut Pipeline, target_deps: &TargetDeps) -> Result<Option<String>> {
     let limit = pipeline.settings.max_jobs_per_build;
     let total: usize = pipeline.chunks.values().flatten().flatten().map(jobs).sum();
     if total <= limit {
@@ -88,7 +87,7 @@ fn dependency_order(target_deps: &[Vec<usize>]) -> Vec<usize> {
 /// Groups of targets (indices), each becoming one step: consecutive in
 /// one of `orders` (each a dependency order), at most `size` each, and only
 /// targets whose steps differ in nothing but what batching merges.
-fn plan(steps: &[&Step], orders: &[&[usize]], steps_allowed: usize) -> Vec<Vec<usize>> {
+fn plan(steps: &[&StepJson], orders: &[&[usize]], steps_allowed: usize) -> Vec<Vec<usize>> {
     let targets: usize = orders.iter().map(|order| order.len()).sum();
     let longest = orders.iter().map(|order| order.len()).max().unwrap_or(0);
     let mut size = targets.div_ceil(steps_allowed.max(1));
@@ -115,9 +114,9 @@ fn plan(steps: &[&Step], orders: &[&[usize]], steps_allowed: usize) -> Vec<Vec<u
 
 /// Each target's step (by target index), found by key; the last step with
 /// a target's key is the one.
-fn target_steps(pipeline: &Pipeline) -> Vec<&Step> {
+fn target_steps(pipeline: &Pipeline) -> Vec<&StepJson> {
     let by_key: HashMap<&str, usize> = target_index(&pipeline.targets);
-    let mut steps: Vec<Option<&Step>> = vec![None; pipeline.targets.len()];
+    let mut steps: Vec<Option<&StepJson>> = vec![None; pipeline.targets.len()];
     for step in pipeline.chunks.values().flatten().flatten() {
         if let Some(&i) = step
             .get("key")
@@ -149,8 +148,8 @@ const MERGED: [&str; 6] = [
 /// Whether two target steps can share one: equal in everything but the
 /// fields a batch combines. Skipped and unskipped targets never mix (any
 /// skip reason counts as `true`).
-fn same_shape(a: &Step, b: &Step) -> bool {
-    fn kept(step: &Step) -> impl Iterator<Item = (&String, &Value)> {
+fn same_shape(a: &StepJson, b: &StepJson) -> bool {
+    fn kept(step: &StepJson) -> impl Iterator<Item = (&String, &Value)> {
         step.as_object()
             .into_iter()
             .flatten()
@@ -179,11 +178,15 @@ fn same_shape(a: &Step, b: &Step) -> bool {
 }
 
 /// Each batch's step, in batch order.
-fn merge_batches(pipeline: &Pipeline, steps: &[&Step], batches: &[Vec<usize>]) -> Vec<Step> {
+fn merge_batches(
+    pipeline: &Pipeline,
+    steps: &[&StepJson],
+    batches: &[Vec<usize>],
+) -> Vec<StepJson> {
     batches
         .iter()
         .map(|batch| {
-            let members: Vec<&Step> = batch.iter().map(|&i| steps[i]).collect();
+            let members: Vec<&StepJson> = batch.iter().map(|&i| steps[i]).collect();
             let args: Vec<&str> = batch
                 .iter()
                 .map(|&i| pipeline.targets[i].build_args.as_str())
@@ -195,7 +198,7 @@ fn merge_batches(pipeline: &Pipeline, steps: &[&Step], batches: &[Vec<usize>]) -
 
 /// Replaces the build phase's target steps by batch steps and points every
 /// `depends_on` at the batches.
-fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>], merged: Vec<Step>) {
+fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>], merged: Vec<StepJson>) {
     let Pipeline {
         targets,
         chunks,
@@ -210,14 +213,14 @@ fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>], merged: Vec<Step>) {
     }
     // The step of a batch's first target becomes the batch; the other
     // targets' steps go. (A key on several steps gives copies of the batch.)
-    let mut merged: HashMap<&str, Step> = batches
+    let mut merged: HashMap<&str, StepJson> = batches
         .iter()
         .zip(merged)
         .map(|(batch, step)| (targets[batch[0]].key.as_str(), step))
         .collect();
     let mut placed: HashMap<&str, usize> = HashMap::new();
     let build = chunks.remove("build").unwrap_or_default();
-    let mut steps: Vec<Step> = Vec::with_capacity(merged.len());
+    let mut steps: Vec<StepJson> = Vec::with_capacity(merged.len());
     for step in build.into_iter().flatten() {
         let Some((&key, _)) = step
             .get("key")
@@ -241,7 +244,7 @@ fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>], merged: Vec<Step>) {
 }
 
 /// One step building all `members` (in order), labelled with all of them.
-fn merge(members: &[&Step], build_args: &[&str], treekite: &str) -> Step {
+fn merge(members: &[&StepJson], build_args: &[&str], treekite: &str) -> StepJson {
     const REPLACED: [&str; 4] = ["label", "command", "env", "depends_on"];
     let first = members[0].as_object();
     let mut step: Map<String, Value> = first
@@ -261,7 +264,7 @@ fn merge(members: &[&Step], build_args: &[&str], treekite: &str) -> Step {
     );
     step.insert(
         "command".into(),
-        Value::String(format!("{treekite} build {}", build_args.join(" "))),
+        Value::String(agent::build_command(treekite, build_args)),
     );
     let targets: Vec<&str> = members
         .iter()
@@ -318,7 +321,7 @@ fn short_list(labels: &[&str]) -> String {
 
 /// Points a step's (and its group's steps') dependencies at batches, without
 /// duplicates or a dependency on itself.
-fn redirect(step: &mut Step, batch_key: &HashMap<&str, &str>) {
+fn redirect(step: &mut StepJson, batch_key: &HashMap<&str, &str>) {
     if let Some(inner) = step.get_mut("steps").and_then(Value::as_array_mut) {
         inner.iter_mut().for_each(|s| redirect(s, batch_key));
     }

@@ -11,13 +11,14 @@ use std::rc::Rc;
 use anyhow::Result;
 use serde_json::Value;
 
+use super::TargetDeps;
 use super::model::{Pipeline, Target, dependency_key, depends_on_mut, target_index};
-use crate::drv;
+use crate::agent::drv;
 
 /// For each target (by index), the indices of the targets it needs nearest,
 /// in target order. Skipped targets are never needed: they are unchanged,
 /// and so is everything below them.
-pub fn nearest_targets(targets: &[Target]) -> Result<Vec<Vec<usize>>> {
+pub fn nearest_targets(targets: &[Target]) -> Result<TargetDeps> {
     let graph = Graph::read(targets.iter().map(|t| t.drv_path.as_str()))?;
     // Node → target index; targets are the first nodes, in target order
     // (their drvPaths are distinct: targets sharing one share a step).
@@ -53,7 +54,7 @@ pub fn nearest_targets(targets: &[Target]) -> Result<Vec<Vec<usize>>> {
 }
 
 /// Adds each target step's edges to its `depends_on` (after any it has).
-pub fn apply(pipeline: &mut Pipeline, target_deps: &[Vec<usize>]) {
+pub fn apply(pipeline: &mut Pipeline, target_deps: &TargetDeps) {
     let by_key: HashMap<&str, usize> = target_index(&pipeline.targets);
     let keys: Vec<String> = pipeline.targets.iter().map(|t| t.key.clone()).collect();
     for step in pipeline.chunks.values_mut().flatten().flatten() {

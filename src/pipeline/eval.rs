@@ -2,10 +2,8 @@
 //! read-write mode, so every `.drv` a step names is written to the store,
 //! while nothing is built.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufReader, Read};
-use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread::{Scope, ScopedJoinHandle};
@@ -15,38 +13,30 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::model::{Analysis, Pipeline, Settings, Step, Target, nix_json_text};
-use crate::cli::PipelineArgs;
+use super::model::{Analysis, Chunks, MKPIPELINE_VERSION, Pipeline, Shape, Target, nix_json_text};
+use super::{Finished, Request, TargetDeps, analyse, finish};
 use crate::exit::bad_input;
 
-/// Evaluates the pipeline attribute and reads it; `analyse` (the
-/// dependency analysis, given `analysis.dependencies` and the targets) and
-/// then `finish` (which adds edges and batches) are applied to it.
+/// Evaluates the pipeline attribute and reads it, with the dependency
+/// analysis ([`analyse`]) and then [`finish`] (edges and batching) applied.
 ///
 /// The JSON is read as nix-instantiate prints it. Nix prints a set's
-/// attributes in name order, so `analysis` comes first: `analyse`, which
-/// reads thousands of `.drv` files, runs on its own thread while Nix is
-/// still printing (and evaluating) the steps, which this thread parses;
-/// `finish` runs on another as soon as the steps are in, while Nix prints
+/// attributes in name order, so `analysis` comes first: the analysis,
+/// which reads thousands of `.drv` files, runs on its own thread while Nix
+/// is still printing (and evaluating) the steps, which this thread parses;
+/// finishing runs on another as soon as the steps are in, while Nix prints
 /// the drvmap. Whenever that quick way fails, the whole output is read
 /// again the plain way, whose errors say what is wrong; a failed
 /// evaluation is reported before anything else.
-pub fn evaluate<D: Send, X: Send>(
-    args: &PipelineArgs,
-    analyse: impl Fn(bool, &[Target]) -> Result<D> + Sync,
-    finish: impl Fn(&mut Pipeline, D) -> Result<X> + Sync,
-) -> Result<(Pipeline, X)> {
-    let file = nix_file(args)?;
+pub fn evaluate(request: &Request) -> Result<(Pipeline, Finished)> {
+    let file = request.nix_file()?;
     let mut command = Command::new("nix-instantiate");
     command
         .args(["--eval", "--strict", "--json", "--read-write-mode"])
         .arg(&file)
-        .args(["-A", &args.attr]);
-    for pair in args.args.chunks(2) {
-        command.arg("--arg").args(pair);
-    }
-    for pair in args.argstrs.chunks(2) {
-        command.arg("--argstr").args(pair);
+        .args(["-A", &request.attr]);
+    for arg in &request.nix_args {
+        command.args(arg.flags());
     }
     let mut child = command
         .stdin(Stdio::null())
@@ -64,7 +54,7 @@ pub fn evaluate<D: Send, X: Send>(
             seen: Vec::with_capacity(1 << 20),
         },
     );
-    let streamed = std::thread::scope(|scope| read_streaming(&mut json, scope, &analyse, &finish));
+    let streamed = std::thread::scope(|scope| read_streaming(&mut json, scope));
     // Whatever the quick read left (all of it, if it gave up early).
     let mut rest = Vec::new();
     let drained = json.read_to_end(&mut rest);
@@ -72,7 +62,7 @@ pub fn evaluate<D: Send, X: Send>(
     if !status.success() {
         bail!(
             "evaluating {} in {} failed; see Nix's error above (is the attribute there?)",
-            args.attr,
+            request.attr,
             file.display()
         );
     }
@@ -82,12 +72,12 @@ pub fn evaluate<D: Send, X: Send>(
         None => {
             let evaluated = Evaluated {
                 json: json.into_inner().seen,
-                attr: args.attr.clone(),
+                attr: request.attr.clone(),
                 file,
             };
             let mut pipeline = evaluated.parse()?;
-            let analysed = analyse(pipeline.settings.dependencies, &pipeline.targets)?;
-            let finished = finish(&mut pipeline, analysed)?;
+            let deps = analyse(pipeline.settings.dependencies, &pipeline.targets)?;
+            let finished = finish(&mut pipeline, deps)?;
             Ok((pipeline, finished))
         }
     }
@@ -107,33 +97,19 @@ impl<R: Read> Read for Recording<R> {
     }
 }
 
-type Chunks = BTreeMap<String, Vec<Vec<Step>>>;
-
 /// The finished pipeline read from the stream; `None` when the quick read
 /// failed (the caller then reads it the plain way).
-fn read_streaming<'scope, 'env, R, D, X, A, F>(
-    json: &mut R,
-    scope: &'scope Scope<'scope, 'env>,
-    analyse: &'env A,
-    finish: &'env F,
-) -> Option<Result<(Pipeline, X)>>
-where
-    R: Read,
-    D: Send + 'scope,
-    X: Send + 'scope,
-    A: Fn(bool, &[Target]) -> Result<D> + Sync,
-    F: Fn(&mut Pipeline, D) -> Result<X> + Sync,
-{
+fn read_streaming<'scope>(
+    json: &mut impl Read,
+    scope: &'scope Scope<'scope, '_>,
+) -> Option<Result<(Pipeline, Finished)>> {
     let mut deserializer = serde_json::Deserializer::from_reader(json);
-    let seed = TopLevel {
-        scope,
-        analyse,
-        finish,
-        marker: PhantomData,
-    };
-    let parts = seed.deserialize(&mut deserializer).ok()?;
+    let parts = TopLevel { scope }.deserialize(&mut deserializer).ok()?;
     deserializer.end().ok()?;
-    if parts.kind.as_ref().and_then(Value::as_str) != Some("treekite-pipeline") {
+    // Anything else is left to the plain read, which says what is wrong.
+    if parts.kind.as_ref().and_then(Value::as_str) != Some("treekite-pipeline")
+        || parts.version.as_ref().and_then(Value::as_u64) != Some(MKPIPELINE_VERSION)
+    {
         return None;
     }
     let raw = parts.drvmap?;
@@ -144,14 +120,12 @@ where
     let finished = match parts.work? {
         Work::Finishing(handle) => handle.join().expect("finishing the pipeline panicked"),
         // Steps before the analysis (not Nix's order): finish here.
-        Work::Analysing(handle, phases, settings) => {
+        Work::Analysing(handle, analysis) => {
             let chunks = parts.chunks?;
             handle
                 .join()
                 .expect("the dependency analysis panicked")
-                .and_then(|(targets, analysed)| {
-                    assemble(phases, chunks, targets, settings, analysed, finish)
-                })
+                .and_then(|analysed| finished(analysis, chunks, analysed))
         }
     };
     Some(finished.map(|(mut pipeline, finished)| {
@@ -160,116 +134,80 @@ where
     }))
 }
 
+/// The targets, back from the analysis, with what it found.
+type Analysed = (Vec<Target>, TargetDeps);
+
 /// The pipeline from its parts (the drvmap comes last, from the stream),
-/// with `finish` applied.
-fn assemble<D, X>(
-    phases: Vec<String>,
+/// finished.
+fn finished(
+    mut analysis: Analysis,
     chunks: Chunks,
-    targets: Vec<Target>,
-    settings: Settings,
-    analysed: D,
-    finish: &impl Fn(&mut Pipeline, D) -> Result<X>,
-) -> Result<(Pipeline, X)> {
-    let mut pipeline = Pipeline {
-        phases,
-        chunks,
-        drvmap: String::new(),
-        targets,
-        settings,
-    };
-    let finished = finish(&mut pipeline, analysed)?;
+    (targets, deps): Analysed,
+) -> Result<(Pipeline, Finished)> {
+    analysis.targets = targets;
+    let mut pipeline = Pipeline::new(analysis, chunks, String::new());
+    let finished = finish(&mut pipeline, deps)?;
     Ok((pipeline, finished))
 }
 
-/// The work started while reading: the analysis alone (with the phases
-/// and settings it came with), or, once the steps are in too, finishing.
-enum Work<'scope, D, X> {
-    Analysing(
-        ScopedJoinHandle<'scope, Result<(Vec<Target>, D)>>,
-        Vec<String>,
-        Settings,
-    ),
-    Finishing(ScopedJoinHandle<'scope, Result<(Pipeline, X)>>),
+/// The work started while reading: the analysis alone (with the rest of
+/// what it came with), or, once the steps are in too, finishing.
+enum Work<'scope> {
+    /// The analysis runs, holding the targets; the rest of `Analysis`
+    /// waits here.
+    Analysing(ScopedJoinHandle<'scope, Result<Analysed>>, Analysis),
+    Finishing(ScopedJoinHandle<'scope, Result<(Pipeline, Finished)>>),
 }
 
 /// What the top level held, the work already running.
-struct Parts<'scope, D, X> {
+#[derive(Default)]
+struct Parts<'scope> {
     kind: Option<Value>,
+    version: Option<Value>,
     chunks: Option<Chunks>,
     drvmap: Option<Box<RawValue>>,
-    work: Option<Work<'scope, D, X>>,
+    work: Option<Work<'scope>>,
 }
 
 /// Reads the top-level set, starting work as soon as its input is read.
-struct TopLevel<'scope, 'env, A, F, D, X> {
+struct TopLevel<'scope, 'env> {
     scope: &'scope Scope<'scope, 'env>,
-    analyse: &'env A,
-    finish: &'env F,
-    marker: PhantomData<(D, X)>,
 }
 
-impl<'de, 'scope, 'env, A, F, D, X> DeserializeSeed<'de> for TopLevel<'scope, 'env, A, F, D, X>
-where
-    D: Send + 'scope,
-    X: Send + 'scope,
-    A: Fn(bool, &[Target]) -> Result<D> + Sync,
-    F: Fn(&mut Pipeline, D) -> Result<X> + Sync,
-{
-    type Value = Parts<'scope, D, X>;
+impl<'de, 'scope> DeserializeSeed<'de> for TopLevel<'scope, '_> {
+    type Value = Parts<'scope>;
 
-    fn deserialize<De: serde::Deserializer<'de>>(
+    fn deserialize<D: serde::Deserializer<'de>>(
         self,
-        deserializer: De,
-    ) -> Result<Self::Value, De::Error> {
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de, 'scope, 'env, A, F, D, X> Visitor<'de> for TopLevel<'scope, 'env, A, F, D, X>
-where
-    D: Send + 'scope,
-    X: Send + 'scope,
-    A: Fn(bool, &[Target]) -> Result<D> + Sync,
-    F: Fn(&mut Pipeline, D) -> Result<X> + Sync,
-{
-    type Value = Parts<'scope, D, X>;
+impl<'de, 'scope> Visitor<'de> for TopLevel<'scope, '_> {
+    type Value = Parts<'scope>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a pipeline")
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-        let mut parts = Parts {
-            kind: None,
-            chunks: None,
-            drvmap: None,
-            work: None,
-        };
+        let mut parts = Parts::default();
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "analysis" if parts.work.is_none() => {
-                    let Analysis {
-                        dependencies,
-                        phases,
-                        settings,
-                        targets,
-                    } = map.next_value()?;
-                    let analyse = self.analyse;
-                    let handle = self.scope.spawn(move || {
-                        let analysed = analyse(dependencies, &targets)?;
-                        Ok((targets, analysed))
-                    });
-                    parts.work = Some(Work::Analysing(handle, phases, settings));
+                    let analysis: Analysis = map.next_value()?;
+                    parts.work = Some(self.analyse(analysis));
                 }
                 "chunks" if parts.chunks.is_none() => {
                     let chunks: Chunks = map.next_value()?;
                     match parts.work.take() {
-                        Some(Work::Analysing(handle, phases, settings)) => {
-                            let finish = self.finish;
+                        Some(Work::Analysing(handle, analysis)) => {
                             parts.work = Some(Work::Finishing(self.scope.spawn(move || {
-                                let (targets, analysed) =
+                                let analysed =
                                     handle.join().expect("the dependency analysis panicked")?;
-                                assemble(phases, chunks, targets, settings, analysed, finish)
+                                finished(analysis, chunks, analysed)
                             })));
                         }
                         other => {
@@ -279,6 +217,7 @@ where
                     }
                 }
                 "type" => parts.kind = Some(map.next_value()?),
+                "version" => parts.version = Some(map.next_value()?),
                 "drvmap" => parts.drvmap = Some(map.next_value()?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -286,6 +225,19 @@ where
             }
         }
         Ok(parts)
+    }
+}
+
+impl<'scope> TopLevel<'scope, '_> {
+    /// Starts the dependency analysis of `analysis`'s targets on a thread.
+    fn analyse(&self, mut analysis: Analysis) -> Work<'scope> {
+        let targets = std::mem::take(&mut analysis.targets);
+        let dependencies = analysis.dependencies;
+        let handle = self.scope.spawn(move || {
+            let deps = analyse(dependencies, &targets)?;
+            Ok((targets, deps))
+        });
+        Work::Analysing(handle, analysis)
     }
 }
 
@@ -309,34 +261,23 @@ impl Evaluated {
                 describe(&value)
             )));
         }
-        serde_json::from_value(value).with_context(|| {
+        let version = value.get("version").and_then(Value::as_u64);
+        if version != Some(MKPIPELINE_VERSION) {
+            let found = version.map_or_else(|| "none".to_owned(), |v| v.to_string());
+            return Err(bad_input(format!(
+                "{} in {} is a mkPipeline result of version {found}, but this treekite reads version {MKPIPELINE_VERSION}; use nix/buildkite from the same treekite as the binary",
+                self.attr,
+                self.file.display()
+            )));
+        }
+        let shape: Shape = serde_json::from_value(value).with_context(|| {
             format!(
                 "{} looks like a pipeline but does not have mkPipeline's shape; is nix/buildkite from a matching treekite?",
                 self.attr
             )
-        })
+        })?;
+        Ok(Pipeline::new(shape.analysis, shape.chunks, shape.drvmap))
     }
-}
-
-fn nix_file(args: &PipelineArgs) -> Result<PathBuf> {
-    if let Some(file) = &args.file {
-        if !file.is_file() {
-            return Err(bad_input(format!(
-                "-f {}: no such file; pass the Nix file holding the pipeline",
-                file.display()
-            )));
-        }
-        return Ok(file.clone());
-    }
-    let root = args.root.clone().unwrap_or_else(|| PathBuf::from("."));
-    let file = root.join("default.nix");
-    if !file.is_file() {
-        return Err(bad_input(format!(
-            "{} has no default.nix; run from the repository root or pass --root or -f",
-            root.display()
-        )));
-    }
-    Ok(file)
 }
 
 fn describe(value: &Value) -> String {

@@ -1,42 +1,144 @@
 //! `treekite pipeline`: evaluate a `mkPipeline` result once, add the
 //! dependency edges the evaluator is too slow to find, keep within
-//! Buildkite's job limits, and write the chunks.
+//! Buildkite's job limits, and write the pipeline directory.
+//!
+//! The stages, in order: [`eval`] runs Nix and reads its output as it is
+//! printed; [`analyse`] ([`deps`]) finds which targets need which, from the
+//! `.drv` files evaluation wrote; [`finish`] adds those edges and batches
+//! targets ([`batch`]); the result goes to [`crate::pipeline_dir`].
 
 mod batch;
 mod deps;
 mod eval;
 mod model;
-mod write;
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::PipelineArgs;
+use crate::exit::{ExitCode, bad_input};
+use crate::pipeline_dir;
+use model::{Pipeline, StepJson, Target, jobs};
 
-pub fn run(args: &PipelineArgs) -> Result<()> {
-    write::check_out_dir(&args.out)?;
-    let (pipeline, warning) = eval::evaluate(
-        args,
-        |dependencies, targets| {
-            if dependencies {
-                deps::nearest_targets(targets)
-            } else {
-                Ok(vec![Vec::new(); targets.len()])
+/// What `treekite pipeline` was asked to do.
+#[derive(Debug)]
+pub struct Request {
+    /// Where the depot is.
+    pub source: Source,
+    /// The attribute holding the `mkPipeline` result.
+    pub attr: String,
+    /// The pipeline directory to write.
+    pub out: PathBuf,
+    /// Arguments for the depot's top-level function, in the order given.
+    pub nix_args: Vec<NixArg>,
+}
+
+/// The Nix file to evaluate.
+#[derive(Debug)]
+pub enum Source {
+    /// `-f FILE`.
+    File(PathBuf),
+    /// `--root DIR`: its `default.nix`.
+    Root(PathBuf),
+}
+
+/// One `--arg NAME EXPR` or `--argstr NAME VALUE` for nix-instantiate.
+#[derive(Debug, Clone)]
+pub struct NixArg {
+    /// The value is a string, not a Nix expression (`--argstr`).
+    pub is_string: bool,
+    pub name: String,
+    pub value: String,
+}
+
+impl NixArg {
+    /// The flags that pass it to `nix-instantiate`.
+    pub fn flags(&self) -> [&str; 3] {
+        let flag = if self.is_string { "--argstr" } else { "--arg" };
+        [flag, &self.name, &self.value]
+    }
+}
+
+impl Request {
+    /// The Nix file to evaluate, checked to exist.
+    fn nix_file(&self) -> Result<PathBuf> {
+        match &self.source {
+            Source::File(file) if !file.is_file() => Err(bad_input(format!(
+                "-f {}: no such file; pass the Nix file holding the pipeline",
+                file.display()
+            ))),
+            Source::File(file) => Ok(file.clone()),
+            Source::Root(root) => {
+                let file = root.join("default.nix");
+                if !file.is_file() {
+                    return Err(bad_input(format!(
+                        "{} has no default.nix; run from the repository root or pass --root or -f",
+                        root.display()
+                    )));
+                }
+                Ok(file)
             }
-        },
-        |pipeline, target_deps| {
-            deps::apply(pipeline, &target_deps);
-            batch::fit_job_limit(pipeline, &target_deps)
-        },
-    )?;
+        }
+    }
+}
+
+pub fn run(request: &Request) -> Result<ExitCode> {
+    pipeline_dir::check_out(&request.out)?;
+    let (pipeline, warning) = eval::evaluate(request)?;
     if let Some(warning) = warning {
         eprintln!("treekite: warning: {warning}");
     }
-    write::write(&args.out, &pipeline)?;
-    for line in write::summary(&pipeline) {
+    pipeline_dir::write(&request.out, &pipeline.contents())?;
+    for line in summary(&pipeline) {
         eprintln!("treekite: {line}");
     }
     // The process ends next: freeing tens of thousands of small JSON values
     // one by one would only cost time.
     std::mem::forget(pipeline);
-    Ok(())
+    Ok(ExitCode::Success)
+}
+
+/// For each target (by index), the indices of the targets it needs.
+pub type TargetDeps = Vec<Vec<usize>>;
+
+/// What finishing says: a warning when targets had to be batched.
+pub type Finished = Option<String>;
+
+/// The dependency analysis: which targets each target needs (none at all
+/// when the pipeline turned `dependencies` off).
+fn analyse(dependencies: bool, targets: &[Target]) -> Result<TargetDeps> {
+    if dependencies {
+        deps::nearest_targets(targets)
+    } else {
+        Ok(vec![Vec::new(); targets.len()])
+    }
+}
+
+/// Adds the edges found, then batches targets to fit the job limit.
+fn finish(pipeline: &mut Pipeline, deps: TargetDeps) -> Result<Finished> {
+    deps::apply(pipeline, &deps);
+    batch::fit_job_limit(pipeline, &deps)
+}
+
+/// One line per phase: steps, chunks, skipped.
+fn summary(pipeline: &Pipeline) -> Vec<String> {
+    pipeline
+        .phases
+        .iter()
+        .map(|phase| {
+            let chunks = pipeline.chunks.get(phase).map_or(&[][..], Vec::as_slice);
+            let steps: Vec<&StepJson> = chunks.iter().flatten().collect();
+            let jobs: usize = steps.iter().map(|s| jobs(s)).sum();
+            let skipped = steps
+                .iter()
+                .filter(|s| s.get("skip").is_some_and(|v| v != false))
+                .count();
+            format!(
+                "{phase}: {} steps ({jobs} jobs) in {} chunk{}, {skipped} skipped",
+                steps.len(),
+                chunks.len(),
+                if chunks.len() == 1 { "" } else { "s" }
+            )
+        })
+        .collect()
 }

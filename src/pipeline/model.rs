@@ -5,21 +5,58 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// A Buildkite step, kept as JSON: treekite only adds edges and batches.
-pub type Step = Value;
+use crate::pipeline_dir::Contents;
 
-#[derive(Debug, Deserialize)]
-#[serde(from = "Shape")]
+/// The `version` of the `mkPipeline` result this treekite reads: the
+/// contract between nix/buildkite and `treekite pipeline`.
+pub const MKPIPELINE_VERSION: u64 = 1;
+
+/// A Buildkite step, kept as JSON: treekite only adds edges and batches.
+pub type StepJson = Value;
+
+/// Steps of each phase, already split into chunks.
+pub type Chunks = BTreeMap<String, Vec<Vec<StepJson>>>;
+
+/// An evaluated `mkPipeline` result.
+#[derive(Debug)]
 pub struct Pipeline {
     /// Phases in upload order.
     pub phases: Vec<String>,
-    /// Steps of each phase, already split into chunks.
-    pub chunks: BTreeMap<String, Vec<Vec<Step>>>,
+    pub chunks: Chunks,
     /// The drvmap as JSON text, written out as it is.
     pub drvmap: String,
     /// One entry per target step (targets sharing a derivation share one).
     pub targets: Vec<Target>,
     pub settings: Settings,
+}
+
+impl Pipeline {
+    /// The pipeline from what `mkPipeline` printed: its analysis (phases,
+    /// settings, targets), its steps and its drvmap.
+    pub fn new(analysis: Analysis, chunks: Chunks, drvmap: String) -> Pipeline {
+        let Analysis {
+            phases,
+            settings,
+            targets,
+            ..
+        } = analysis;
+        Pipeline {
+            phases,
+            chunks,
+            drvmap,
+            targets,
+            settings,
+        }
+    }
+
+    /// What the pipeline directory gets.
+    pub fn contents(&self) -> Contents<'_> {
+        Contents {
+            phases: &self.phases,
+            chunks: &self.chunks,
+            drvmap: &self.drvmap,
+        }
+    }
 }
 
 /// Target index by step key.
@@ -31,25 +68,14 @@ pub fn target_index(targets: &[Target]) -> std::collections::HashMap<&str, usize
         .collect()
 }
 
-/// A pipeline as `mkPipeline` lays it out (its top-level `phases` and
-/// `settings` are those in `analysis`).
+/// A pipeline as `mkPipeline` lays it out, for reading it the plain way
+/// (its top-level `phases` and `settings` are those in `analysis`).
 #[derive(Deserialize)]
-struct Shape {
-    chunks: BTreeMap<String, Vec<Vec<Step>>>,
+pub struct Shape {
+    pub chunks: Chunks,
     #[serde(deserialize_with = "json_text")]
-    drvmap: String,
-    analysis: Analysis,
-}
-
-impl From<Shape> for Pipeline {
-    fn from(shape: Shape) -> Pipeline {
-        let Shape {
-            chunks,
-            drvmap,
-            analysis,
-        } = shape;
-        analysis.with(chunks, drvmap)
-    }
+    pub drvmap: String,
+    pub analysis: Analysis,
 }
 
 /// What `treekite pipeline` reads first: whether to find dependencies
@@ -61,25 +87,6 @@ pub struct Analysis {
     pub phases: Vec<String>,
     pub settings: Settings,
     pub targets: Vec<Target>,
-}
-
-impl Analysis {
-    /// The pipeline, given its steps and drvmap.
-    pub fn with(self, chunks: BTreeMap<String, Vec<Vec<Step>>>, drvmap: String) -> Pipeline {
-        let Analysis {
-            phases,
-            settings,
-            targets,
-            ..
-        } = self;
-        Pipeline {
-            phases,
-            chunks,
-            drvmap,
-            targets,
-            settings,
-        }
-    }
 }
 
 /// A target step, from `[ key drvPath skip buildArgs ]` (or a set with
@@ -119,7 +126,7 @@ pub fn nix_json_text(raw: &str) -> Option<String> {
 }
 
 /// Jobs Buildkite creates for a step: a group counts itself and its steps.
-pub fn jobs(step: &Step) -> usize {
+pub fn jobs(step: &StepJson) -> usize {
     match step.get("group") {
         Some(_) => {
             1 + step
@@ -132,7 +139,7 @@ pub fn jobs(step: &Step) -> usize {
 }
 
 /// The `depends_on` keys of a step, in whichever form it was written.
-pub fn depends_on_mut(step: &mut Step) -> Option<&mut Vec<Value>> {
+pub fn depends_on_mut(step: &mut StepJson) -> Option<&mut Vec<Value>> {
     let object = step.as_object_mut()?;
     let entry = object
         .entry("depends_on")
@@ -152,8 +159,8 @@ pub fn dependency_key(entry: &Value) -> Option<&str> {
 
 /// Splits steps into chunks of at most `size` jobs, keeping order (the same
 /// rule as nix/buildkite's `chunksOf`).
-pub fn chunk(steps: Vec<Step>, size: usize) -> Vec<Vec<Step>> {
-    let mut chunks: Vec<Vec<Step>> = Vec::new();
+pub fn chunk(steps: Vec<StepJson>, size: usize) -> Vec<Vec<StepJson>> {
+    let mut chunks: Vec<Vec<StepJson>> = Vec::new();
     let mut jobs_in_last = 0;
     for step in steps {
         let jobs = jobs(&step);

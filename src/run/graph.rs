@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 
 use super::branches::Filter;
-use super::pipeline::{Kind, Pipeline, StepId};
+use super::plan::{Kind, Plan, StepId};
 use crate::exit::bad_input;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,31 +39,31 @@ pub struct Graph {
     pub filtered: Vec<Option<String>>,
 }
 
-pub fn build(pipeline: &Pipeline, branch: &str) -> Result<(Graph, Vec<String>)> {
-    let n = pipeline.steps.len();
+pub fn build(plan: &Plan, branch: &str) -> Result<(Graph, Vec<String>)> {
+    let n = plan.steps.len();
     let mut graph = Graph {
         prereqs: vec![Vec::new(); n],
         dependents: vec![Vec::new(); n],
         filtered: vec![None; n],
     };
     let mut warnings = Vec::new();
-    filter_branches(pipeline, branch, &mut graph.filtered)?;
-    let keys = index_keys(pipeline)?;
+    filter_branches(plan, branch, &mut graph.filtered)?;
+    let keys = index_keys(plan)?;
     let mut explicit = vec![Vec::new(); n];
-    for (id, step) in pipeline.steps.iter().enumerate() {
+    for (id, step) in plan.steps.iter().enumerate() {
         for dependency in &step.depends_on {
             let allow_failure = dependency.allow_failure || step.allow_dependency_failure;
             match keys.get(dependency.key.as_str()) {
-                Some(&on) if pipeline.steps[on].phase > step.phase => {
+                Some(&on) if plan.steps[on].phase > step.phase => {
                     return Err(bad_input(format!(
                         "{} depends on {:?} from the later phase {}, which is uploaded only after this one finishes, so the step could never run",
                         step.describe(),
                         dependency.key,
-                        pipeline.phases[pipeline.steps[on].phase].name
+                        plan.phases[plan.steps[on].phase].name
                     )));
                 }
                 Some(&on) => explicit[id].push(Edge { on, allow_failure }),
-                None => match pipeline.other_phase_keys.get(&dependency.key) {
+                None => match plan.other_phase_keys.get(&dependency.key) {
                     Some(phase) => warnings.push(format!(
                         "{} depends on {:?} from phase {phase}, which this run leaves out; treating it as passed",
                         step.describe(),
@@ -80,24 +80,20 @@ pub fn build(pipeline: &Pipeline, branch: &str) -> Result<(Graph, Vec<String>)> 
             }
         }
     }
-    for phase in &pipeline.phases {
-        chain(pipeline, &phase.top, &[], &explicit, &mut graph);
+    for phase in &plan.phases {
+        chain(plan, &phase.top, &[], &explicit, &mut graph);
     }
     for (id, prereqs) in graph.prereqs.iter().enumerate() {
         for edge in prereqs {
             graph.dependents[edge.on].push(id);
         }
     }
-    find_cycle(pipeline, &graph)?;
+    find_cycle(plan, &graph)?;
     Ok((graph, warnings))
 }
 
-fn filter_branches(
-    pipeline: &Pipeline,
-    branch: &str,
-    filtered: &mut [Option<String>],
-) -> Result<()> {
-    for (id, step) in pipeline.steps.iter().enumerate() {
+fn filter_branches(plan: &Plan, branch: &str, filtered: &mut [Option<String>]) -> Result<()> {
+    for (id, step) in plan.steps.iter().enumerate() {
         if let Some(parent) = step.parent
             && let Some(reason) = filtered[parent].clone()
         {
@@ -116,20 +112,20 @@ fn filter_branches(
     Ok(())
 }
 
-fn index_keys(pipeline: &Pipeline) -> Result<HashMap<&str, StepId>> {
+fn index_keys(plan: &Plan) -> Result<HashMap<&str, StepId>> {
     let mut keys: HashMap<&str, StepId> = HashMap::new();
-    for (id, step) in pipeline.steps.iter().enumerate() {
+    for (id, step) in plan.steps.iter().enumerate() {
         let Some(key) = step.key.as_deref() else {
             continue;
         };
         if let Some(&first) = keys.get(key) {
             return Err(bad_input(format!(
                 "key {key:?} is used by both {} and {}; Buildkite refuses a key it has already seen in the build",
-                pipeline.steps[first].describe(),
+                plan.steps[first].describe(),
                 step.describe()
             )));
         }
-        if let Some(phase) = pipeline.other_phase_keys.get(key) {
+        if let Some(phase) = plan.other_phase_keys.get(key) {
             return Err(bad_input(format!(
                 "key {key:?} of {} is also used in phase {phase}; Buildkite refuses a key it has already seen in the build",
                 step.describe()
@@ -143,7 +139,7 @@ fn index_keys(pipeline: &Pipeline) -> Result<HashMap<&str, StepId>> {
 /// Adds the implicit and explicit edges of one list of steps (a phase's
 /// top level, or a group's steps), each also getting `inherited`.
 fn chain(
-    pipeline: &Pipeline,
+    plan: &Plan,
     items: &[StepId],
     inherited: &[Edge],
     explicit: &[Vec<Edge>],
@@ -152,7 +148,7 @@ fn chain(
     let mut barrier: Option<StepId> = None;
     let mut since_barrier: Vec<StepId> = Vec::new();
     for &id in items {
-        let step = &pipeline.steps[id];
+        let step = &plan.steps[id];
         let mut edges: Vec<Edge> = inherited.to_vec();
         edges.extend(&explicit[id]);
         let present = graph.filtered[id].is_none();
@@ -189,7 +185,7 @@ fn chain(
             // The group's own dependencies hold back each of its steps; the
             // group is done when they all are (whatever their outcome: the
             // scheduler works out the group's result from theirs).
-            chain(pipeline, children, &edges, explicit, graph);
+            chain(plan, children, &edges, explicit, graph);
             edges = children
                 .iter()
                 .map(|&on| Edge {
@@ -203,15 +199,15 @@ fn chain(
     }
 }
 
-fn find_cycle(pipeline: &Pipeline, graph: &Graph) -> Result<()> {
+fn find_cycle(plan: &Plan, graph: &Graph) -> Result<()> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
         OnStack,
         Done,
     }
-    let mut marks = vec![Mark::New; pipeline.steps.len()];
-    for root in 0..pipeline.steps.len() {
+    let mut marks = vec![Mark::New; plan.steps.len()];
+    for root in 0..plan.steps.len() {
         if marks[root] != Mark::New {
             continue;
         }
@@ -234,15 +230,13 @@ fn find_cycle(pipeline: &Pipeline, graph: &Graph) -> Result<()> {
                         .iter()
                         .position(|&(s, _)| s == edge.on)
                         .expect("on the stack");
-                    let mut names: Vec<String> = stack[start..]
-                        .iter()
-                        .map(|&(s, _)| name(pipeline, s))
-                        .collect();
-                    names.push(name(pipeline, edge.on));
+                    let mut names: Vec<String> =
+                        stack[start..].iter().map(|&(s, _)| name(plan, s)).collect();
+                    names.push(name(plan, edge.on));
                     return Err(bad_input(format!(
                         "dependency cycle: {} (each waits for the next), so none of them could ever start; {}",
                         names.join(" -> "),
-                        pipeline.steps[edge.on].origin
+                        plan.steps[edge.on].origin
                     )));
                 }
                 Mark::Done => {}
@@ -252,8 +246,8 @@ fn find_cycle(pipeline: &Pipeline, graph: &Graph) -> Result<()> {
     Ok(())
 }
 
-fn name(pipeline: &Pipeline, id: StepId) -> String {
-    let step = &pipeline.steps[id];
+fn name(plan: &Plan, id: StepId) -> String {
+    let step = &plan.steps[id];
     step.key
         .clone()
         .unwrap_or_else(|| format!("{:?}", step.label))

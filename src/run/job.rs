@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -17,7 +17,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use super::pipeline::StepId;
+use super::plan::StepId;
+use crate::exit::ExitCode;
 
 /// What a step runs and where.
 pub struct Spec<'a> {
@@ -73,16 +74,6 @@ pub fn signal_group(pgid: i32, signal: libc::c_int) {
     }
 }
 
-/// The exit status the way Buildkite and the shell report it: the code, or
-/// 128 + the signal that ended the process.
-pub fn exit_code(status: &ExitStatus) -> i64 {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => i64::from(code),
-        (None, Some(signal)) => 128 + i64::from(signal),
-        _ => -1,
-    }
-}
-
 /// A flag raised by SIGINT, SIGTERM or SIGHUP. A second signal while the
 /// steps are being stopped ends treekite at once.
 pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
@@ -92,8 +83,12 @@ pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
     ] {
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&flag))
-            .context("installing a signal handler")?;
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            i32::from(u8::from(ExitCode::Interrupted)),
+            Arc::clone(&flag),
+        )
+        .context("installing a signal handler")?;
         signal_hook::flag::register(signal, Arc::clone(&flag))
             .context("installing a signal handler")?;
     }

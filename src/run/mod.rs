@@ -1,59 +1,85 @@
 //! `treekite run`: execute a generated pipeline on this machine, as
 //! Buildkite would run it.
 //!
+//! The flow: [`plan`] loads the chunks of the phases to run (interpolated
+//! as at upload), [`graph`] works out what each step waits for, then the
+//! [`schedule`] runs the steps ([`job`]) in the [`context`] of a local
+//! build, and [`report`] shows each [`outcome`].
+//!
 //! Everything that can be wrong with the input (the directory, the JSON,
 //! interpolation, keys, dependencies, cycles, branch patterns) is checked
 //! before the first step starts, so bad input runs nothing.
 
 mod branches;
+mod context;
 mod graph;
 mod interpolate;
 mod job;
-mod pipeline;
+mod outcome;
+mod plan;
 mod report;
 mod schedule;
-mod settings;
 
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::cli::RunArgs;
-use crate::exit;
+use crate::exit::ExitCode;
+use crate::pipeline_dir::PipelineDir;
+use context::Context;
+pub use context::EnvVar;
 use report::Progress;
 use schedule::Scheduler;
-use settings::Settings;
 
-/// Exit status when Ctrl-C (or SIGTERM) stopped the run, as a shell reports SIGINT.
-const INTERRUPTED: u8 = 130;
+/// What `treekite run` was asked to do.
+#[derive(Debug)]
+pub struct Request {
+    /// The pipeline directory.
+    pub dir: PathBuf,
+    /// Phases to run, in this order; every phase when empty.
+    pub phases: Vec<String>,
+    /// The branch the build is for; the checkout's when `None`.
+    pub branch: Option<String>,
+    /// `--env`, in the order given.
+    pub env: Vec<EnvVar>,
+    pub jobs: NonZeroUsize,
+    pub unblock: bool,
+    /// The repository root the steps run in; found from the current
+    /// directory when `None`.
+    pub root: Option<PathBuf>,
+    pub log_dir: Option<PathBuf>,
+}
 
-pub fn run(args: &RunArgs) -> Result<u8> {
-    let settings = Settings::from_args(args)?;
-    let (phases, chunks) = pipeline::choose_phases(&args.dir, &args.phases)?;
-    let mut pipeline = pipeline::load(&phases, chunks, &settings.interpolation_env())?;
-    let (graph, warnings) = graph::build(&pipeline, &settings.branch)?;
-    pipeline.warnings.extend(warnings);
+pub fn run(request: &Request) -> Result<ExitCode> {
+    let context = Context::new(request)?;
+    let dir = PipelineDir::open(&request.dir)?;
+    let phases = plan::choose_phases(&dir, &request.phases)?;
+    let mut plan = plan::load(&dir, &phases, &context.interpolation_env())?;
+    let (graph, warnings) = graph::build(&plan, &context.branch)?;
+    plan.warnings.extend(warnings);
 
-    let log_dir = settings.create_log_dir()?;
+    let log_dir = context.create_log_dir()?;
     let interrupted = job::interrupt_flag()?;
     let mut progress = Progress::new();
-    for warning in &pipeline.warnings {
+    for warning in &plan.warnings {
         progress.warn(warning);
     }
     progress.line(&format!(
         "treekite: running {} on branch {} at {} in {} ({} at once)",
         phases.join(", "),
-        settings.branch,
-        short(&settings.commit),
-        settings.root.display(),
-        settings.jobs
+        context.branch,
+        short(&context.commit),
+        context.root.display(),
+        context.jobs
     ));
 
     let started = Instant::now();
     let scheduler = Scheduler::new(
-        &pipeline,
+        &plan,
         &graph,
-        &settings,
+        &context,
         &mut progress,
         log_dir.clone(),
         interrupted,
@@ -61,19 +87,19 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     let (results, was_interrupted) = scheduler.run();
     print!(
         "{}",
-        report::summary(&pipeline, &results, started.elapsed(), &log_dir)
+        report::summary(&plan, &results, started.elapsed(), &log_dir)
     );
 
     let failed = results
         .iter()
-        .zip(&pipeline.steps)
-        .any(|(r, step)| step.is_job() && r.outcome.is_hard_failure());
+        .zip(&plan.steps)
+        .any(|(record, step)| record.outcome.fails_build(step));
     Ok(if was_interrupted {
-        INTERRUPTED
+        ExitCode::Interrupted
     } else if failed {
-        exit::FAILED
+        ExitCode::Failed
     } else {
-        0
+        ExitCode::Success
     })
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::pipeline::{Kind, Pipeline, StepId};
-use super::schedule::{Failure, Outcome, Record, Why};
+use super::outcome::{Failure, Outcome, Record, Why};
+use super::plan::{Kind, Plan, StepId};
 
 /// How many lines of a failed step's log to show as it fails.
 const TAIL_LINES: usize = 10;
@@ -63,8 +63,8 @@ impl Progress {
         self.line(&format!("--- phase {name}: {jobs} step{plural}{skipped}"));
     }
 
-    pub fn started(&mut self, pipeline: &Pipeline, id: StepId) {
-        let label = display_label(pipeline, id);
+    pub fn started(&mut self, plan: &Plan, id: StepId) {
+        let label = display_label(plan, id);
         match &mut self.live {
             Some(live) => {
                 let bar = live.multi.add(
@@ -79,16 +79,16 @@ impl Progress {
         }
     }
 
-    pub fn finished(&mut self, pipeline: &Pipeline, id: StepId, record: &Record) {
+    pub fn finished(&mut self, plan: &Plan, id: StepId, record: &Record) {
         if let Some(bar) = self.live.as_mut().and_then(|live| live.bars.remove(&id)) {
             bar.finish_and_clear();
         }
         let mut line = format!(
             "{:>11}  {}",
             status(&record.outcome),
-            display_label(pipeline, id)
+            display_label(plan, id)
         );
-        let note = note(pipeline, record, &[]);
+        let note = note(plan, record, &[]);
         if let Some(duration) = record.duration {
             let _ = write!(
                 line,
@@ -115,20 +115,15 @@ impl Progress {
 }
 
 /// The summary table and totals, for stdout.
-pub fn summary(
-    pipeline: &Pipeline,
-    results: &[Record],
-    elapsed: Duration,
-    log_dir: &Path,
-) -> String {
+pub fn summary(plan: &Plan, results: &[Record], elapsed: Duration, log_dir: &Path) -> String {
     let rows: Vec<(StepId, &Record)> = results
         .iter()
         .enumerate()
-        .filter(|(id, _)| pipeline.steps[*id].is_job())
+        .filter(|(id, _)| plan.steps[*id].is_job())
         .collect();
     let labels: Vec<String> = rows
         .iter()
-        .map(|(id, _)| display_label(pipeline, *id))
+        .map(|(id, _)| display_label(plan, *id))
         .collect();
     let label_width = labels
         .iter()
@@ -146,7 +141,7 @@ pub fn summary(
         let time = record
             .duration
             .map_or_else(|| "-".to_owned(), format_duration);
-        let note = note(pipeline, record, results);
+        let note = note(plan, record, results);
         let log = match (&record.outcome, &record.log) {
             (Outcome::Failed(_) | Outcome::SoftFailed(_) | Outcome::Canceled(_), Some(log)) => {
                 format!("  log: {}", log.display())
@@ -202,8 +197,8 @@ fn status(outcome: &Outcome) -> &'static str {
 
 /// Why a step ended as it did, in a few words. `results` (possibly empty,
 /// while running) lets a "not run" name the step that actually failed.
-fn note(pipeline: &Pipeline, record: &Record, results: &[Record]) -> String {
-    let name = |id: StepId| format!("{:?}", display_label(pipeline, id));
+fn note(plan: &Plan, record: &Record, results: &[Record]) -> String {
+    let name = |id: StepId| format!("{:?}", display_label(plan, id));
     match &record.outcome {
         Outcome::Passed => String::new(),
         Outcome::Unblocked => "passed because of --unblock".to_owned(),
@@ -218,8 +213,8 @@ fn note(pipeline: &Pipeline, record: &Record, results: &[Record]) -> String {
         Outcome::Skipped(reason) => reason.clone(),
         Outcome::Blocked => "a block step: run with --unblock to go past it".to_owned(),
         Outcome::NotRun(Why::DependencyFailed(dep)) => {
-            let culprit = culprit(pipeline, *dep, results);
-            if pipeline.steps[culprit].is_job() {
+            let culprit = culprit(plan, *dep, results);
+            if plan.steps[culprit].is_job() {
                 format!("waits for {}, which did not pass", name(culprit))
             } else {
                 "a step it waits for did not pass".to_owned()
@@ -236,12 +231,12 @@ fn note(pipeline: &Pipeline, record: &Record, results: &[Record]) -> String {
 
 /// Follows "not run because X did not pass" through waits and groups to a
 /// step that failed itself.
-fn culprit(pipeline: &Pipeline, mut id: StepId, results: &[Record]) -> StepId {
-    for _ in 0..pipeline.steps.len() {
+fn culprit(plan: &Plan, mut id: StepId, results: &[Record]) -> StepId {
+    for _ in 0..plan.steps.len() {
         let Some(record) = results.get(id) else {
             return id;
         };
-        id = match (&record.outcome, &pipeline.steps[id].kind) {
+        id = match (&record.outcome, &plan.steps[id].kind) {
             (Outcome::NotRun(Why::DependencyFailed(dep)), _) => *dep,
             (Outcome::Failed(Failure::InGroup), Kind::Group { children }) => {
                 match children.iter().find(|&&c| {
@@ -261,10 +256,10 @@ fn culprit(pipeline: &Pipeline, mut id: StepId, results: &[Record]) -> StepId {
 }
 
 /// A step's label, with its group's in front.
-fn display_label(pipeline: &Pipeline, id: StepId) -> String {
-    let step = &pipeline.steps[id];
+fn display_label(plan: &Plan, id: StepId) -> String {
+    let step = &plan.steps[id];
     match step.parent {
-        Some(group) => format!("{} / {}", pipeline.steps[group].label, step.label),
+        Some(group) => format!("{} / {}", plan.steps[group].label, step.label),
         None => step.label.clone(),
     }
 }

@@ -11,79 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+use super::context::Context;
 use super::graph::Graph;
 use super::job::{self, Exit};
-use super::pipeline::{Kind, Pipeline, StepId};
+use super::outcome::{Effect, Failure, Outcome, Record, Why};
+use super::plan::{Kind, Plan, StepId};
 use super::report::Progress;
-use super::settings::Settings;
-
-/// How a step ended (or why it never started).
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    Passed,
-    /// A block or input step passed because of `--unblock`.
-    Unblocked,
-    SoftFailed(i64),
-    Failed(Failure),
-    /// Stopped while running: by Ctrl-C, or `cancel_on_build_failing`.
-    Canceled(&'static str),
-    Skipped(String),
-    /// A block or input step, waiting for a person.
-    Blocked,
-    NotRun(Why),
-}
-
-#[derive(Debug, Clone)]
-pub enum Failure {
-    Exit(i64),
-    TimedOut(Duration),
-    Error(String),
-    /// A group with a failed step.
-    InGroup,
-}
-
-#[derive(Debug, Clone)]
-pub enum Why {
-    DependencyFailed(StepId),
-    /// Waits, directly or not, for this block step.
-    Blocked(StepId),
-    BuildFailing,
-    Interrupted,
-    PhaseStopped(String),
-}
-
-/// What an outcome means for the steps that wait for it.
-enum Effect {
-    Satisfied,
-    Broken,
-    /// Waiting on a block step, forever in a local run.
-    Stuck(StepId),
-}
-
-impl Outcome {
-    fn effect(&self, id: StepId) -> Effect {
-        match self {
-            Outcome::Passed | Outcome::Unblocked | Outcome::SoftFailed(_) | Outcome::Skipped(_) => {
-                Effect::Satisfied
-            }
-            Outcome::Blocked => Effect::Stuck(id),
-            Outcome::NotRun(Why::Blocked(block)) => Effect::Stuck(*block),
-            Outcome::Failed(_) | Outcome::Canceled(_) | Outcome::NotRun(_) => Effect::Broken,
-        }
-    }
-
-    /// A failure that fails the build (and the run's exit status).
-    pub fn is_hard_failure(&self) -> bool {
-        matches!(self, Outcome::Failed(_) | Outcome::Canceled(_))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub outcome: Outcome,
-    pub duration: Option<Duration>,
-    pub log: Option<PathBuf>,
-}
+use crate::process::Ended;
 
 /// How long a step may take to end after SIGTERM before it gets SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(10);
@@ -107,9 +41,9 @@ struct Running {
 }
 
 pub struct Scheduler<'a> {
-    pipeline: &'a Pipeline,
+    plan: &'a Plan,
     graph: &'a Graph,
-    settings: &'a Settings,
+    context: &'a Context,
     progress: &'a mut Progress,
     log_dir: PathBuf,
     interrupted: Arc<AtomicBool>,
@@ -126,18 +60,18 @@ pub struct Scheduler<'a> {
 
 impl<'a> Scheduler<'a> {
     pub fn new(
-        pipeline: &'a Pipeline,
+        plan: &'a Plan,
         graph: &'a Graph,
-        settings: &'a Settings,
+        context: &'a Context,
         progress: &'a mut Progress,
         log_dir: PathBuf,
         interrupted: Arc<AtomicBool>,
     ) -> Scheduler<'a> {
-        let n = pipeline.steps.len();
+        let n = plan.steps.len();
         Scheduler {
-            pipeline,
+            plan,
             graph,
-            settings,
+            context,
             progress,
             log_dir,
             interrupted,
@@ -156,19 +90,20 @@ impl<'a> Scheduler<'a> {
     /// Runs every phase; returns each step's record and whether Ctrl-C stopped the run.
     pub fn run(mut self) -> (Vec<Record>, bool) {
         let mut stopped: Option<String> = None;
-        for (index, phase) in self.pipeline.phases.iter().enumerate() {
+        for (index, phase) in self.plan.phases.iter().enumerate() {
             self.phase = index;
             if let Some(reason) = &stopped {
                 for &id in &phase.all {
-                    self.results[id] =
-                        Some(record(Outcome::NotRun(Why::PhaseStopped(reason.clone()))));
+                    self.results[id] = Some(Record::of(Outcome::NotRun(Why::PhaseStopped(
+                        reason.clone(),
+                    ))));
                 }
                 continue;
             }
             let jobs = phase
                 .all
                 .iter()
-                .filter(|&&id| self.pipeline.steps[id].is_job())
+                .filter(|&&id| self.plan.steps[id].is_job())
                 .count();
             let skipped = self.start_phase();
             self.progress.phase(&phase.name, jobs, skipped);
@@ -187,7 +122,7 @@ impl<'a> Scheduler<'a> {
     /// Settles what needs no running and queues what can start; returns
     /// how many of the phase's jobs are skipped.
     fn start_phase(&mut self) -> usize {
-        let phase = &self.pipeline.phases[self.phase];
+        let phase = &self.plan.phases[self.phase];
         // Skipped and filtered steps are settled at once, as Buildkite shows
         // them skipped as soon as they are uploaded. Nothing waits on them
         // yet, so there is nothing to propagate; and there may be thousands
@@ -195,8 +130,8 @@ impl<'a> Scheduler<'a> {
         let mut skipped = 0;
         for &id in &phase.all {
             if let Some(reason) = self.skip_reason(id) {
-                skipped += usize::from(self.pipeline.steps[id].is_job());
-                self.results[id] = Some(record(Outcome::Skipped(reason)));
+                skipped += usize::from(self.plan.steps[id].is_job());
+                self.results[id] = Some(Record::of(Outcome::Skipped(reason)));
             }
         }
         for &id in &phase.all {
@@ -216,17 +151,16 @@ impl<'a> Scheduler<'a> {
     }
 
     fn skip_reason(&self, id: StepId) -> Option<String> {
-        let step = &self.pipeline.steps[id];
+        let step = &self.plan.steps[id];
         if let Some(reason) = &self.graph.filtered[id] {
             return Some(reason.clone());
         }
         if matches!(step.kind, Kind::Group { .. }) {
             return None; // a group's `skip` is applied to its steps
         }
-        step.skip.clone().or_else(|| {
-            step.parent
-                .and_then(|p| self.pipeline.steps[p].skip.clone())
-        })
+        step.skip
+            .clone()
+            .or_else(|| step.parent.and_then(|p| self.plan.steps[p].skip.clone()))
     }
 
     /// Settles, starts and waits until the phase has nothing left to do.
@@ -238,7 +172,7 @@ impl<'a> Scheduler<'a> {
             if self.interrupted.load(Ordering::SeqCst) {
                 self.stop_all(StopReason::Interrupted);
             } else {
-                while self.running.len() < self.settings.jobs {
+                while self.running.len() < self.context.jobs {
                     let Some(id) = self.ready.pop_first() else {
                         break;
                     };
@@ -259,10 +193,10 @@ impl<'a> Scheduler<'a> {
             self.check_deadlines();
         }
         // Only an interruption leaves steps behind: they never start.
-        let phase = &self.pipeline.phases[self.phase];
+        let phase = &self.plan.phases[self.phase];
         for &id in &phase.all {
             if self.results[id].is_none() {
-                self.results[id] = Some(record(Outcome::NotRun(Why::Interrupted)));
+                self.results[id] = Some(Record::of(Outcome::NotRun(Why::Interrupted)));
             }
         }
         self.ready.clear();
@@ -270,13 +204,13 @@ impl<'a> Scheduler<'a> {
 
     /// Decides a step whose prerequisites have all finished.
     fn settle(&mut self, id: StepId) {
-        let step = &self.pipeline.steps[id];
+        let step = &self.plan.steps[id];
         if self.interrupted.load(Ordering::SeqCst) {
             return; // left for the sweep at the end of `drive`
         }
         if let Kind::Group { children } = &step.kind {
             let outcome = self.group_outcome(children);
-            return self.finish(id, record(outcome));
+            return self.finish(id, Record::of(outcome));
         }
         let mut stuck = None;
         for edge in &self.graph.prereqs[id] {
@@ -287,18 +221,20 @@ impl<'a> Scheduler<'a> {
                 Effect::Satisfied => {}
                 Effect::Broken if edge.allow_failure => {}
                 Effect::Broken => {
-                    return self
-                        .finish(id, record(Outcome::NotRun(Why::DependencyFailed(edge.on))));
+                    return self.finish(
+                        id,
+                        Record::of(Outcome::NotRun(Why::DependencyFailed(edge.on))),
+                    );
                 }
                 Effect::Stuck(block) => stuck = stuck.or(Some(block)),
             }
         }
         if let Some(block) = stuck {
-            return self.finish(id, record(Outcome::NotRun(Why::Blocked(block))));
+            return self.finish(id, Record::of(Outcome::NotRun(Why::Blocked(block))));
         }
         let outcome = match &step.kind {
             Kind::Wait { .. } => Outcome::Passed,
-            Kind::Block | Kind::Input if self.settings.unblock => Outcome::Unblocked,
+            Kind::Block | Kind::Input if self.context.unblock => Outcome::Unblocked,
             Kind::Block | Kind::Input => Outcome::Blocked,
             Kind::Trigger => Outcome::Skipped("trigger steps are not run locally".to_owned()),
             Kind::Command(command) if command.script.is_none() => {
@@ -313,7 +249,7 @@ impl<'a> Scheduler<'a> {
             }
             Kind::Group { .. } => unreachable!("handled above"),
         };
-        self.finish(id, record(outcome));
+        self.finish(id, Record::of(outcome));
     }
 
     fn group_outcome(&self, children: &[StepId]) -> Outcome {
@@ -336,7 +272,7 @@ impl<'a> Scheduler<'a> {
     }
 
     fn start(&mut self, id: StepId) {
-        let step = &self.pipeline.steps[id];
+        let step = &self.plan.steps[id];
         let Kind::Command(command) = &step.kind else {
             unreachable!("only command steps get ready")
         };
@@ -352,14 +288,14 @@ impl<'a> Scheduler<'a> {
         ));
         let spec = job::Spec {
             script,
-            dir: &self.settings.root,
-            env: self.settings.step_env(self.pipeline, id),
+            dir: &self.context.root,
+            env: self.context.step_env(self.plan, id),
             log: log.clone(),
         };
         let started = Instant::now();
         match job::spawn(id, spec, self.events.0.clone()) {
             Ok(pgid) => {
-                self.progress.started(self.pipeline, id);
+                self.progress.started(self.plan, id);
                 let deadline = command.timeout.map(|t| started + t);
                 self.running.insert(
                     id,
@@ -390,7 +326,7 @@ impl<'a> Scheduler<'a> {
         let Some(run) = self.running.remove(&exit.id) else {
             return;
         };
-        let Kind::Command(command) = &self.pipeline.steps[exit.id].kind else {
+        let Kind::Command(command) = &self.plan.steps[exit.id].kind else {
             unreachable!()
         };
         let outcome = match (run.stopping, exit.status) {
@@ -404,7 +340,7 @@ impl<'a> Scheduler<'a> {
             (None, Err(error)) => {
                 Outcome::Failed(Failure::Error(format!("waiting for the step: {error}")))
             }
-            (None, Ok(status)) => match job::exit_code(&status) {
+            (None, Ok(status)) => match i64::from(Ended::of(status).shell_status()) {
                 0 => Outcome::Passed,
                 code if command.soft_fail.allows(code) => Outcome::SoftFailed(code),
                 code => Outcome::Failed(Failure::Exit(code)),
@@ -422,19 +358,17 @@ impl<'a> Scheduler<'a> {
     }
 
     fn finish(&mut self, id: StepId, record: Record) {
-        if self.pipeline.steps[id].is_job() {
-            self.progress.finished(self.pipeline, id, &record);
+        if self.plan.steps[id].is_job() {
+            self.progress.finished(self.plan, id, &record);
         }
-        let failed = record.outcome.is_hard_failure() && self.pipeline.steps[id].is_job();
+        let failed = record.outcome.fails_build(&self.plan.steps[id]);
         self.results[id] = Some(record);
         if failed && !self.build_failing {
             self.build_failing = true;
             self.cancel_on_build_failing();
         }
         for &dependent in &self.graph.dependents[id] {
-            if self.pipeline.steps[dependent].phase != self.phase
-                || self.results[dependent].is_some()
-            {
+            if self.plan.steps[dependent].phase != self.phase || self.results[dependent].is_some() {
                 continue;
             }
             self.remaining[dependent] -= 1;
@@ -445,8 +379,8 @@ impl<'a> Scheduler<'a> {
     }
 
     fn cancel_on_build_failing(&mut self) {
-        let pipeline = self.pipeline;
-        let cancel = |id: &StepId| matches!(&pipeline.steps[*id].kind, Kind::Command(c) if c.cancel_on_build_failing);
+        let plan = self.plan;
+        let cancel = |id: &StepId| matches!(&plan.steps[*id].kind, Kind::Command(c) if c.cancel_on_build_failing);
         for (_, run) in self.running.iter_mut().filter(|(id, _)| cancel(id)) {
             stop(run, StopReason::BuildFailing);
         }
@@ -476,7 +410,7 @@ impl<'a> Scheduler<'a> {
 
     /// Why the next phases cannot run, if they cannot.
     fn verdict(&self) -> Option<String> {
-        let phase = &self.pipeline.phases[self.phase];
+        let phase = &self.plan.phases[self.phase];
         if self.interrupted.load(Ordering::SeqCst) {
             return Some("interrupted".to_owned());
         }
@@ -486,7 +420,7 @@ impl<'a> Scheduler<'a> {
                 .iter()
                 .map(|&id| (id, &self.results[id].as_ref().expect("settled").outcome))
         };
-        if outcomes().any(|(id, o)| o.is_hard_failure() && self.pipeline.steps[id].is_job()) {
+        if outcomes().any(|(id, o)| o.fails_build(&self.plan.steps[id])) {
             return Some(format!("phase {} failed", phase.name));
         }
         outcomes()
@@ -497,7 +431,7 @@ impl<'a> Scheduler<'a> {
             .map(|block| {
                 format!(
                     "phase {} stopped at block step {:?}",
-                    phase.name, self.pipeline.steps[block].label
+                    phase.name, self.plan.steps[block].label
                 )
             })
     }
@@ -508,14 +442,6 @@ fn stop(run: &mut Running, reason: StopReason) {
     if run.stopping.is_none() {
         job::signal_group(run.pgid, libc::SIGTERM);
         run.stopping = Some((reason, Instant::now(), false));
-    }
-}
-
-fn record(outcome: Outcome) -> Record {
-    Record {
-        outcome,
-        duration: None,
-        log: None,
     }
 }
 

@@ -2,17 +2,35 @@
 //! `--out` first and replaces it only when complete, so a failure never
 //! leaves half a pipeline behind.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use serde_json::Value;
 
-use super::model::{Pipeline, Step, jobs};
-use crate::chunks::PHASES_FILE;
+use super::{ChunkName, DRVMAP_FILE, FORMAT_VERSION, MANIFEST_FILE};
 use crate::exit::bad_input;
 
-/// Fails early (before evaluating) when `--out` cannot become a directory.
-pub fn check_out_dir(out: &Path) -> Result<()> {
+/// What goes into a pipeline directory.
+pub struct Contents<'a> {
+    /// Phases in upload order, empty ones included.
+    pub phases: &'a [String],
+    /// Steps of each phase, split into chunks (a phase may be absent:
+    /// it has no steps).
+    pub chunks: &'a BTreeMap<String, Vec<Vec<Value>>>,
+    /// The drvmap as JSON text, written as it is.
+    pub drvmap: &'a str,
+}
+
+impl Contents<'_> {
+    fn phase_chunks(&self, phase: &str) -> &[Vec<Value>] {
+        self.chunks.get(phase).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Fails early (before evaluating) when `out` cannot become a directory.
+pub fn check_out(out: &Path) -> Result<()> {
     if out.exists() && !out.is_dir() {
         return Err(bad_input(format!(
             "--out {} exists and is not a directory; pass a directory",
@@ -22,7 +40,8 @@ pub fn check_out_dir(out: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn write(out: &Path, pipeline: &Pipeline) -> Result<()> {
+/// Writes `contents` as the directory `out`, replacing what was there.
+pub fn write(out: &Path, contents: &Contents) -> Result<()> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -34,42 +53,45 @@ pub fn write(out: &Path, pipeline: &Pipeline) -> Result<()> {
         .to_string_lossy()
         .into_owned();
     let staging = parent.join(format!(".{name}.treekite-{}", std::process::id()));
-    let result = write_files(&staging, pipeline).and_then(|()| replace_dir(&staging, out));
+    let result = write_files(&staging, contents).and_then(|()| replace_dir(&staging, out));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
     result
 }
 
-fn write_files(dir: &Path, pipeline: &Pipeline) -> Result<()> {
+fn write_files(dir: &Path, contents: &Contents) -> Result<()> {
     std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for phase in &pipeline.phases {
-        for (i, chunk) in phase_chunks(pipeline, phase).iter().enumerate() {
-            let path = dir.join(format!("{phase}-chunk-{}.json", i + 1));
+    for phase in contents.phases {
+        for (i, chunk) in contents.phase_chunks(phase).iter().enumerate() {
+            let name = ChunkName {
+                phase: phase.clone(),
+                number: i as u64 + 1,
+            };
+            let path = dir.join(name.file_name());
             write_chunk(&path, chunk).with_context(|| format!("writing {}", path.display()))?;
         }
     }
-    std::fs::write(dir.join("drvmap.json"), &pipeline.drvmap).context("writing drvmap.json")?;
-    std::fs::write(dir.join(PHASES_FILE), phases_manifest(pipeline)).context("writing phases.json")
+    std::fs::write(dir.join(DRVMAP_FILE), contents.drvmap)
+        .with_context(|| format!("writing {DRVMAP_FILE}"))?;
+    std::fs::write(dir.join(MANIFEST_FILE), manifest(contents))
+        .with_context(|| format!("writing {MANIFEST_FILE}"))
 }
 
-/// The phases in upload order with their chunk counts (see
-/// [`chunks::PHASES_FILE`]).
-fn phases_manifest(pipeline: &Pipeline) -> Vec<u8> {
-    let phases: Vec<serde_json::Value> = pipeline
+/// The format version and the phases in upload order with their chunk
+/// counts.
+fn manifest(contents: &Contents) -> Vec<u8> {
+    let phases: Vec<Value> = contents
         .phases
         .iter()
-        .map(|phase| serde_json::json!({ "name": phase, "chunks": phase_chunks(pipeline, phase).len() }))
+        .map(|phase| serde_json::json!({ "name": phase, "chunks": contents.phase_chunks(phase).len() }))
         .collect();
-    serde_json::to_vec(&serde_json::json!({ "phases": phases })).expect("JSON values serialise")
-}
-
-fn phase_chunks<'a>(pipeline: &'a Pipeline, phase: &str) -> &'a [Vec<Step>] {
-    pipeline.chunks.get(phase).map_or(&[], Vec::as_slice)
+    serde_json::to_vec(&serde_json::json!({ "version": FORMAT_VERSION, "phases": phases }))
+        .expect("JSON values serialise")
 }
 
 /// One step per line: readable, and diffs between builds stay small.
-fn write_chunk(path: &Path, steps: &[Step]) -> Result<()> {
+fn write_chunk(path: &Path, steps: &[Value]) -> Result<()> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     file.write_all(b"{\"steps\": [\n")?;
     for (i, step) in steps.iter().enumerate() {
@@ -93,27 +115,4 @@ fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
         std::fs::rename(staging, out)
             .with_context(|| format!("moving the new pipeline to {}", out.display()))
     }
-}
-
-/// One line per phase: steps, chunks, skipped.
-pub fn summary(pipeline: &Pipeline) -> Vec<String> {
-    pipeline
-        .phases
-        .iter()
-        .map(|phase| {
-            let chunks = phase_chunks(pipeline, phase);
-            let steps: Vec<&Step> = chunks.iter().flatten().collect();
-            let jobs: usize = steps.iter().map(|s| jobs(s)).sum();
-            let skipped = steps
-                .iter()
-                .filter(|s| s.get("skip").is_some_and(|v| v != false))
-                .count();
-            format!(
-                "{phase}: {} steps ({jobs} jobs) in {} chunk{}, {skipped} skipped",
-                steps.len(),
-                chunks.len(),
-                if chunks.len() == 1 { "" } else { "s" }
-            )
-        })
-        .collect()
 }

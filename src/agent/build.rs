@@ -5,9 +5,30 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::BuildArgs;
-use crate::exit::bad_input;
-use crate::{gcroot, nix, source};
+use super::target::Targets;
+use super::{gcroot, nix};
+use crate::exit::ExitCode;
+
+/// What `treekite build` was asked to do.
+#[derive(Debug)]
+pub struct Request {
+    pub targets: Targets,
+    /// The output of each target to print; `None` for `out`, else the
+    /// only one.
+    pub output: Option<String>,
+    pub link: Link,
+}
+
+/// Where the GC-root link of each result goes.
+#[derive(Debug)]
+pub enum Link {
+    /// Outside the work tree, under treekite's GC-root directory.
+    Default,
+    /// Exactly here (one target only; checked by the command line).
+    At(PathBuf),
+    /// No link at all.
+    None,
+}
 
 /// One requested output and where its GC-root link goes.
 struct Wanted {
@@ -16,27 +37,19 @@ struct Wanted {
     link: Option<PathBuf>,
 }
 
-pub fn run(args: &BuildArgs) -> Result<()> {
-    if args.source.drvs.len() > 1 && args.out_link.is_some() {
-        return Err(bad_input(
-            "--out-link names one link, so it takes one --drv; drop it to keep several targets' links outside the work tree",
-        ));
-    }
-    let out_link = args
-        .out_link
-        .as_deref()
-        .map(gcroot::absolute_link)
-        .transpose()?;
-    let drvs = source::resolve(&args.source)?;
+pub fn run(request: &Request) -> Result<ExitCode> {
+    let out_link = match &request.link {
+        Link::At(link) => Some(gcroot::absolute_link(link)?),
+        Link::Default | Link::None => None,
+    };
+    let drvs = request.targets.resolve()?;
     let mut wanted = Vec::with_capacity(drvs.len());
     for drv in &drvs {
-        let output = drv.pick_output(args.output.as_deref())?;
-        let link = match (&out_link, args.no_out_link) {
-            (_, true) => None,
-            (Some(link), false) => Some(link.clone()),
-            (None, false) => {
-                Some(gcroot::default_dir()?.join(gcroot::default_name(&drv.path, output)))
-            }
+        let output = drv.pick_output(request.output.as_deref())?;
+        let link = match (&request.link, &out_link) {
+            (Link::None, _) => None,
+            (_, Some(link)) => Some(link.clone()),
+            (_, None) => Some(gcroot::default_dir()?.join(gcroot::default_name(&drv.path, output))),
         };
         wanted.push(Wanted {
             drv_path: drv.path.clone(),
@@ -49,7 +62,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     for w in &wanted {
         writeln!(stdout, "{}", w.store_path).context("writing to stdout")?;
     }
-    Ok(())
+    Ok(ExitCode::Success)
 }
 
 /// Links first, then builds: the roots exist before the outputs do, so no

@@ -1,6 +1,6 @@
-//! Loading a pipeline directory into steps: each chunk read, interpolated
-//! as the agent would upload it, and every step checked for a shape
-//! treekite can run. Nothing here runs anything.
+//! The plan of a local run: a pipeline directory's chunks, each read and
+//! interpolated as the agent would upload it, turned into steps checked
+//! for a shape treekite can run. Nothing here runs anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -10,17 +10,14 @@ use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
 use super::interpolate::{self, Env};
-use crate::chunks::{self, Chunk};
 use crate::exit::bad_input;
+use crate::pipeline_dir::PipelineDir;
 
 pub type StepId = usize;
 
-/// Chunk files by phase name, as `chunks::by_phase` finds them.
-pub type ChunksByPhase = BTreeMap<String, Vec<Chunk>>;
-
 /// The steps of the phases to run, in upload order.
 #[derive(Debug, Default)]
-pub struct Pipeline {
+pub struct Plan {
     pub phases: Vec<Phase>,
     /// Every step of every phase (groups' steps included), in upload order.
     pub steps: Vec<Step>,
@@ -60,7 +57,7 @@ pub struct Step {
 
 #[derive(Debug)]
 pub enum Kind {
-    Command(Command),
+    Command(CommandStep),
     Wait { continue_on_failure: bool },
     Block,
     Input,
@@ -69,7 +66,7 @@ pub enum Kind {
 }
 
 #[derive(Debug)]
-pub struct Command {
+pub struct CommandStep {
     /// The script for `bash -e -c`; `None` for a step with only plugins.
     pub script: Option<String>,
     pub soft_fail: SoftFail,
@@ -116,91 +113,77 @@ impl Step {
     }
 }
 
-/// Which phases of `dir` to run: the ones asked for, in that order, or
-/// every phase there: in `treekite pipeline`'s order when it left its
-/// manifest, else `build` first, then `release`, then the others by name.
-pub fn choose_phases(dir: &Path, asked: &[String]) -> Result<(Vec<String>, ChunksByPhase)> {
-    let available = chunks::by_phase(dir)?;
-    if asked.is_empty()
-        && let Some(names) = chunks::manifest(dir)?
-    {
-        return Ok((names, available));
-    }
+/// Which phases of the directory to run: the ones asked for, in that
+/// order (each once), or every phase there, in upload order.
+pub fn choose_phases(dir: &PipelineDir, asked: &[String]) -> Result<Vec<String>> {
     if asked.is_empty() {
-        if available.is_empty() {
-            return Err(bad_input(format!(
-                "{} holds no <phase>-chunk-<n>.json files; write them with `treekite pipeline --out DIR`",
-                dir.display()
-            )));
-        }
-        let mut names: Vec<String> = available.keys().cloned().collect();
-        names.sort_by_key(|name| {
-            (
-                !matches!(name.as_str(), "build"),
-                !matches!(name.as_str(), "release"),
-            )
-        });
-        return Ok((names, available));
+        return dir.phases();
     }
     let mut names: Vec<String> = Vec::new();
     for name in asked {
-        if !available.contains_key(name) {
-            // Reuse the one wording for a phase that is not there.
-            chunks::of_phase(dir, name)?;
-        }
+        dir.phase(name)?;
         if !names.contains(name) {
             names.push(name.clone());
         }
     }
-    Ok((names, available))
+    Ok(names)
 }
 
-/// Reads the chunks of `phases` (and the keys of the other phases in DIR).
-pub fn load(phases: &[String], mut chunks: ChunksByPhase, env: &Env) -> Result<Pipeline> {
-    let mut pipeline = Pipeline::default();
+/// Reads the chunks of `phases` (and the keys of the other phases in the
+/// directory).
+pub fn load(dir: &PipelineDir, phases: &[String], env: &Env) -> Result<Plan> {
+    let mut plan = Plan::default();
     let mut unset = BTreeSet::new();
     for (index, name) in phases.iter().enumerate() {
-        let files = chunks.remove(name).unwrap_or_default();
         let mut phase = Phase {
             name: name.clone(),
             top: Vec::new(),
             all: Vec::new(),
         };
-        for chunk in &files {
+        for chunk in dir.phase(name)? {
             let (doc, names) = read_interpolated(&chunk.path, env)?;
             unset.extend(names);
-            let first = pipeline.steps.len();
+            let first = plan.steps.len();
             let top = Loader {
-                pipeline: &mut pipeline,
+                plan: &mut plan,
                 phase: index,
-                file: chunk.name(),
+                file: chunk.file_name(),
             }
             .document(doc)?;
             phase.top.extend(top);
-            phase.all.extend(first..pipeline.steps.len());
+            phase.all.extend(first..plan.steps.len());
         }
-        pipeline.phases.push(phase);
+        plan.phases.push(phase);
     }
-    for chunk in chunks.values().flatten() {
-        for key in keys_of(&chunk.path, env) {
-            pipeline.other_phase_keys.insert(key, chunk.phase.clone());
+    let others = dir
+        .chunks()
+        .iter()
+        .filter(|(name, _)| !phases.contains(name));
+    for (name, chunks) in others {
+        for chunk in chunks {
+            for key in keys_of(&chunk.path, env) {
+                plan.other_phase_keys.insert(key, name.clone());
+            }
         }
     }
     if !unset.is_empty() {
-        let names: Vec<String> = unset.into_iter().map(|n| format!("${n}")).collect();
-        pipeline.warnings.push(format!(
-            "{} {} substituted at upload time but not set, so {} empty; write `$$` where the shell \
-             should see a `$`, or pass --env NAME=VALUE",
-            names.join(", "),
-            if names.len() == 1 { "is" } else { "are" },
-            if names.len() == 1 {
-                "it becomes"
-            } else {
-                "they become"
-            },
-        ));
+        plan.warnings.push(unset_warning(unset));
     }
-    Ok(pipeline)
+    Ok(plan)
+}
+
+fn unset_warning(unset: BTreeSet<String>) -> String {
+    let names: Vec<String> = unset.into_iter().map(|n| format!("${n}")).collect();
+    let (verb, becomes) = if names.len() == 1 {
+        ("is", "it becomes")
+    } else {
+        ("are", "they become")
+    };
+    format!(
+        "{} {verb} substituted at upload time but not set, so {becomes} empty; write `$$` where the shell \
+         should see a `$`, or pass --env NAME=VALUE",
+        names.join(", "),
+    )
 }
 
 fn read_interpolated(path: &Path, env: &Env) -> Result<(Value, BTreeSet<String>)> {
@@ -261,7 +244,7 @@ fn key_field(fields: &Map<String, Value>) -> Option<&str> {
 
 /// Turns one interpolated chunk into steps.
 struct Loader<'p> {
-    pipeline: &'p mut Pipeline,
+    plan: &'p mut Plan,
     phase: usize,
     file: String,
 }
@@ -296,112 +279,106 @@ impl Loader<'_> {
         let bad = |what: String| bad_input(format!("{origin}: {what}"));
         let owned;
         let fields: &Map<String, Value> = match raw {
-            Value::String(name) => match name.as_str() {
-                "wait" | "waiter" | "block" | "manual" | "input" => {
-                    owned = Map::from_iter([(name.clone(), Value::Null)]);
-                    &owned
-                }
-                other => {
-                    return Err(bad(format!(
-                        "{other:?} is not a step; a string step is \"wait\", \"block\" or \"input\""
-                    )));
-                }
-            },
+            Value::String(name) => {
+                owned = string_step(name).map_err(bad)?;
+                &owned
+            }
             Value::Object(map) => unwrap_nested(map),
             other => return Err(bad(format!("a step must be an object, found {other}"))),
         };
         let kind_name = step_type(fields).ok_or_else(|| {
             bad("the agent cannot tell what kind of step this is (it needs command, commands, plugins, wait, block, input, trigger or group)".to_owned())
         })?;
-        let id = self.pipeline.steps.len();
-        let label = ["label", "name", "group", "block", "input", "trigger"]
-            .iter()
-            .find_map(|f| {
-                fields
-                    .get(*f)
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-            })
-            .map(str::to_owned);
-        let mut env = file_env.to_vec();
-        if let Some(step_env) = fields.get("env") {
-            let Value::Object(step_env) = step_env else {
-                return Err(bad("`env` must be an object".to_owned()));
-            };
-            for (name, value) in env_pairs(step_env) {
-                env.retain(|(n, _)| *n != name);
-                env.push((name, value));
+        let common = Common::read(fields, file_env).map_err(bad)?;
+        // A group comes before its own steps: it takes its place (its id)
+        // with no children, and they are filled in once they have theirs.
+        let kind = match kind_name {
+            "group" if parent.is_some() => {
+                return Err(bad(
+                    "a group inside a group is refused at upload; groups cannot nest".to_owned(),
+                ));
+            }
+            "group" => Kind::Group {
+                children: Vec::new(),
+            },
+            other => self.kind(other, fields, &origin)?,
+        };
+        let id = self.plan.steps.len();
+        self.plan.steps.push(Step {
+            phase: self.phase,
+            label: common
+                .label
+                .unwrap_or_else(|| default_label(&kind, common.key.as_deref())),
+            origin: origin.clone(),
+            kind,
+            key: common.key,
+            parent,
+            depends_on: common.depends_on,
+            allow_dependency_failure: common.allow_dependency_failure,
+            skip: common.skip,
+            branches: common.branches,
+            env: common.env,
+        });
+        if kind_name == "group" {
+            let ids = self.group(fields, path, id, file_env, &origin)?;
+            if let Kind::Group { children } = &mut self.plan.steps[id].kind {
+                *children = ids;
             }
         }
-        // The step takes its place (its id) before its kind is worked out,
-        // so that a group comes before its own steps; kind and label are
-        // filled in below.
-        let step = Step {
-            phase: self.phase,
-            origin: origin.clone(),
-            kind: Kind::Wait {
-                continue_on_failure: false,
-            },
-            key: key_field(fields).map(str::to_owned),
-            label: String::new(),
-            parent,
-            depends_on: depends_on(fields.get("depends_on")).map_err(bad)?,
-            allow_dependency_failure: flag(fields, "allow_dependency_failure").map_err(bad)?,
-            skip: skip(fields.get("skip")).map_err(bad)?,
-            branches: branches(fields.get("branches")).map_err(bad)?,
-            env,
-        };
-        self.pipeline.steps.push(step);
-        let kind = match kind_name {
-            "command" => Kind::Command(self.command(fields, &origin)?),
+        if fields.contains_key("if") {
+            self.warn(&origin, "`if` conditions are not evaluated by treekite run; the step runs as if it were true");
+        }
+        Ok(id)
+    }
+
+    /// The kind of a step that is not a group.
+    fn kind(&mut self, name: &str, fields: &Map<String, Value>, origin: &str) -> Result<Kind> {
+        Ok(match name {
+            "command" => Kind::Command(self.command(fields, origin)?),
             "wait" => Kind::Wait {
-                continue_on_failure: flag(fields, "continue_on_failure").map_err(bad)?,
+                continue_on_failure: flag(fields, "continue_on_failure")
+                    .map_err(|e| bad_input(format!("{origin}: {e}")))?,
             },
             "block" => Kind::Block,
             "input" => Kind::Input,
             "trigger" => {
-                self.warn(&origin, "trigger steps start another pipeline's build; treekite run reports them as skipped");
+                self.warn(origin, "trigger steps start another pipeline's build; treekite run reports them as skipped");
                 Kind::Trigger
             }
-            _ => {
-                if parent.is_some() {
-                    return Err(bad(
-                        "a group inside a group is refused at upload; groups cannot nest"
-                            .to_owned(),
-                    ));
-                }
-                let Some(Value::Array(children)) = fields.get("steps") else {
-                    return Err(bad(
-                        "a group needs `steps`, a list of at least one step".to_owned()
-                    ));
-                };
-                if children.is_empty() {
-                    return Err(bad("a group needs at least one step".to_owned()));
-                }
-                let mut ids = Vec::new();
-                for (i, child) in children.iter().enumerate() {
-                    ids.push(self.step(
-                        child,
-                        &format!("{path}.steps[{i}]"),
-                        Some(id),
-                        file_env,
-                    )?);
-                }
-                Kind::Group { children: ids }
-            }
-        };
-        if fields.contains_key("if") {
-            self.warn(&origin, "`if` conditions are not evaluated by treekite run; the step runs as if it were true");
-        }
-        let label =
-            label.unwrap_or_else(|| default_label(&kind, self.pipeline.steps[id].key.as_deref()));
-        let step = &mut self.pipeline.steps[id];
-        step.kind = kind;
-        step.label = label;
-        Ok(id)
+            other => unreachable!("step_type gives no {other:?}"),
+        })
     }
 
-    fn command(&mut self, fields: &Map<String, Value>, origin: &str) -> Result<Command> {
+    /// Loads a group's steps; their ids.
+    fn group(
+        &mut self,
+        fields: &Map<String, Value>,
+        path: &str,
+        id: StepId,
+        file_env: &[(String, String)],
+        origin: &str,
+    ) -> Result<Vec<StepId>> {
+        let children = match fields.get("steps") {
+            Some(Value::Array(children)) if !children.is_empty() => children,
+            Some(Value::Array(_)) => {
+                return Err(bad_input(format!(
+                    "{origin}: a group needs at least one step"
+                )));
+            }
+            _ => {
+                return Err(bad_input(format!(
+                    "{origin}: a group needs `steps`, a list of at least one step"
+                )));
+            }
+        };
+        children
+            .iter()
+            .enumerate()
+            .map(|(i, child)| self.step(child, &format!("{path}.steps[{i}]"), Some(id), file_env))
+            .collect()
+    }
+
+    fn command(&mut self, fields: &Map<String, Value>, origin: &str) -> Result<CommandStep> {
         let bad = |what: &str| bad_input(format!("{origin}: {what}"));
         let script = match fields.get("command").or_else(|| fields.get("commands")) {
             None | Some(Value::Null) => None,
@@ -443,7 +420,7 @@ impl Loader<'_> {
                 }
             },
         };
-        Ok(Command {
+        Ok(CommandStep {
             script,
             soft_fail: soft_fail(fields.get("soft_fail")).map_err(|e| bad(&e))?,
             timeout,
@@ -453,7 +430,63 @@ impl Loader<'_> {
     }
 
     fn warn(&mut self, origin: &str, message: &str) {
-        self.pipeline.warnings.push(format!("{origin}: {message}"));
+        self.plan.warnings.push(format!("{origin}: {message}"));
+    }
+}
+
+/// A string step (`"wait"`, …) as the fields it stands for.
+fn string_step(name: &str) -> Result<Map<String, Value>, String> {
+    match name {
+        "wait" | "waiter" | "block" | "manual" | "input" => {
+            Ok(Map::from_iter([(name.to_owned(), Value::Null)]))
+        }
+        other => Err(format!(
+            "{other:?} is not a step; a string step is \"wait\", \"block\" or \"input\""
+        )),
+    }
+}
+
+/// The fields every kind of step may have.
+struct Common {
+    key: Option<String>,
+    label: Option<String>,
+    depends_on: Vec<Dependency>,
+    allow_dependency_failure: bool,
+    skip: Option<String>,
+    branches: Option<Vec<String>>,
+    env: Vec<(String, String)>,
+}
+
+impl Common {
+    fn read(fields: &Map<String, Value>, file_env: &[(String, String)]) -> Result<Common, String> {
+        let label = ["label", "name", "group", "block", "input", "trigger"]
+            .iter()
+            .find_map(|f| {
+                fields
+                    .get(*f)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+            })
+            .map(str::to_owned);
+        let mut env = file_env.to_vec();
+        if let Some(step_env) = fields.get("env") {
+            let Value::Object(step_env) = step_env else {
+                return Err("`env` must be an object".to_owned());
+            };
+            for (name, value) in env_pairs(step_env) {
+                env.retain(|(n, _)| *n != name);
+                env.push((name, value));
+            }
+        }
+        Ok(Common {
+            key: key_field(fields).map(str::to_owned),
+            label,
+            depends_on: depends_on(fields.get("depends_on"))?,
+            allow_dependency_failure: flag(fields, "allow_dependency_failure")?,
+            skip: skip(fields.get("skip"))?,
+            branches: branches(fields.get("branches"))?,
+            env,
+        })
     }
 }
 
@@ -520,7 +553,7 @@ fn default_label(kind: &Kind, key: Option<&str>) -> String {
     match (kind, key) {
         (_, Some(key)) => key.to_owned(),
         (
-            Kind::Command(Command {
+            Kind::Command(CommandStep {
                 script: Some(script),
                 ..
             }),

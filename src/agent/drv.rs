@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::str::FromStr;
 
 use anyhow::{Context, Result};
 use nix_derivation::Derivation;
@@ -20,24 +21,39 @@ pub fn store_dir() -> String {
         .unwrap_or_else(|| "/nix/store".to_owned())
 }
 
-/// Checks that `path` names a `.drv` directly in the Nix store.
-pub fn check_path(path: &str) -> Result<()> {
-    let store = store_dir();
-    let base = path
-        .strip_prefix(&store)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .filter(|base| !base.is_empty() && !base.contains('/'));
-    let Some(base) = base else {
-        return Err(bad_input(format!(
-            "--drv {path:?} is not a path in the Nix store {store}; pass the target's drvPath"
-        )));
-    };
-    if !base.ends_with(".drv") {
-        return Err(bad_input(format!(
-            "--drv {path:?} is not a derivation (no .drv suffix); pass the target's drvPath, not its output path"
-        )));
+/// A path naming a `.drv` directly in the Nix store (checked when parsed;
+/// it may have been garbage-collected since).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrvPath(String);
+
+impl DrvPath {
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
-    Ok(())
+}
+
+impl FromStr for DrvPath {
+    type Err = String;
+
+    fn from_str(path: &str) -> Result<DrvPath, String> {
+        let store = store_dir();
+        let base = path
+            .strip_prefix(&store)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|base| !base.is_empty() && !base.contains('/'));
+        let Some(base) = base else {
+            return Err(format!(
+                "not a path in the Nix store {store}; pass the target's drvPath"
+            ));
+        };
+        if !base.ends_with(".drv") {
+            return Err(
+                "not a derivation (no .drv suffix); pass the target's drvPath, not its output path"
+                    .to_owned(),
+            );
+        }
+        Ok(DrvPath(path.to_owned()))
+    }
 }
 
 /// The input derivations of the `.drv` at `path`, for walking the graph.

@@ -4,9 +4,11 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
+
+use crate::git;
 
 /// Makes sure git does not show `path` (absolute, its directory existing).
 /// Does nothing outside a git work tree or when git already ignores it.
@@ -52,7 +54,7 @@ struct Repo {
 
 impl Repo {
     fn find(dir: &Path) -> Result<Option<Repo>> {
-        let output = git(dir)
+        let output = git::command(dir)
             .args(["rev-parse", "--show-toplevel", "--git-path", "info/exclude"])
             .stderr(Stdio::null())
             .output()
@@ -74,7 +76,7 @@ impl Repo {
     }
 
     fn ignores(&self, path: &Path) -> Result<bool> {
-        let status = git(&self.top)
+        let status = git::command(&self.top)
             .args(["check-ignore", "-q", "--no-index", "--"])
             .arg(path)
             .stderr(Stdio::null())
@@ -82,15 +84,6 @@ impl Repo {
             .context("running git check-ignore")?;
         Ok(status.success())
     }
-}
-
-fn git(dir: &Path) -> Command {
-    let mut cmd = Command::new("git");
-    cmd.arg("-C")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    cmd
 }
 
 /// A gitignore line matching exactly `relative` from the top of the tree.

@@ -5,16 +5,50 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::str::FromStr;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 
+use super::Request;
 use super::interpolate::Env;
-use super::pipeline::{Kind, Pipeline, Step, StepId};
-use crate::cli::RunArgs;
+use super::plan::{Kind, Plan, Step, StepId};
 use crate::exit::bad_input;
+use crate::{git, state};
 
-pub struct Settings {
+/// A variable for interpolation and the steps (`--env K=V`, or `K` alone
+/// for this environment's value of K).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+impl FromStr for EnvVar {
+    type Err = String;
+
+    fn from_str(item: &str) -> Result<EnvVar, String> {
+        let (name, value) = match item.split_once('=') {
+            Some((name, value)) => (name, value.to_owned()),
+            None => (item, std::env::var(item).unwrap_or_default()),
+        };
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "--env {item:?}: expected NAME=VALUE with NAME made of letters, digits and _"
+            ));
+        }
+        Ok(EnvVar {
+            name: name.to_owned(),
+            value,
+        })
+    }
+}
+
+pub struct Context {
     /// Repository root: every step's working directory.
     pub root: PathBuf,
     pub branch: String,
@@ -32,39 +66,33 @@ pub struct Settings {
     exe_dir: Option<PathBuf>,
 }
 
-impl Settings {
-    pub fn from_args(args: &RunArgs) -> Result<Settings> {
-        if args.jobs == 0 {
-            return Err(bad_input("-j/--jobs must be at least 1"));
-        }
-        let extra_env = args
-            .env
-            .iter()
-            .map(|item| parse_env(item))
-            .collect::<Result<Vec<_>>>()?;
-        let root = root(args.root.as_deref())?;
-        let branch = match &args.branch {
-            Some(branch) if branch.trim().is_empty() => {
-                return Err(bad_input("--branch must not be empty"));
-            }
+impl Context {
+    pub fn new(request: &Request) -> Result<Context> {
+        let root = root(request.root.as_deref())?;
+        let branch = match &request.branch {
             Some(branch) => branch.clone(),
-            None => git(&root, &["symbolic-ref", "--quiet", "--short", "HEAD"])
+            None => git::output(&root, &["symbolic-ref", "--quiet", "--short", "HEAD"])
                 .unwrap_or_else(|| "main".to_owned()),
         };
-        let commit = git(&root, &["rev-parse", "HEAD"]).unwrap_or_else(|| "HEAD".to_owned());
+        let commit =
+            git::output(&root, &["rev-parse", "HEAD"]).unwrap_or_else(|| "HEAD".to_owned());
         let build_vars = build_vars(&root, &branch, &commit);
         let exe_dir = std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent().map(Path::to_owned));
-        Ok(Settings {
+        Ok(Context {
             root,
             branch,
             commit,
-            jobs: args.jobs,
-            unblock: args.unblock,
-            log_dir: args.log_dir.clone(),
+            jobs: request.jobs.get(),
+            unblock: request.unblock,
+            log_dir: request.log_dir.clone(),
             build_vars,
-            extra_env,
+            extra_env: request
+                .env
+                .iter()
+                .map(|var| (var.name.clone(), var.value.clone()))
+                .collect(),
             exe_dir,
         })
     }
@@ -84,10 +112,10 @@ impl Settings {
     /// environment (as an agent passes its own on), the job's `BUILDKITE_*`
     /// variables, `--env`, the upload's and the step's `env`; then PATH
     /// with this treekite's directory in front.
-    pub fn step_env(&self, pipeline: &Pipeline, id: StepId) -> Vec<(String, String)> {
-        let step = &pipeline.steps[id];
+    pub fn step_env(&self, plan: &Plan, id: StepId) -> Vec<(String, String)> {
+        let step = &plan.steps[id];
         let mut env: Vec<(String, String)> = self.build_vars.clone();
-        env.extend(job_vars(step, pipeline));
+        env.extend(job_vars(step, plan));
         env.extend(self.extra_env.iter().cloned());
         env.extend(step.env.iter().cloned());
         let mut merged: HashMap<String, String> = HashMap::new();
@@ -120,35 +148,19 @@ impl Settings {
     pub fn create_log_dir(&self) -> Result<PathBuf> {
         let dir = match &self.log_dir {
             Some(dir) => dir.clone(),
-            None => state_dir()?.join("treekite/runs").join(format!(
-                "{}-{}",
-                utc_stamp(),
-                std::process::id()
-            )),
+            None => state::home()
+                .ok_or_else(|| {
+                    bad_input(
+                        "neither XDG_STATE_HOME nor HOME is an absolute path; pass --log-dir DIR",
+                    )
+                })?
+                .join("treekite/runs")
+                .join(format!("{}-{}", utc_stamp(), std::process::id())),
         };
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating log directory {}", dir.display()))?;
         Ok(dir)
     }
-}
-
-/// `K=V`, or `K` alone for this environment's value of K.
-fn parse_env(item: &str) -> Result<(String, String)> {
-    let (name, value) = match item.split_once('=') {
-        Some((name, value)) => (name, value.to_owned()),
-        None => (item, std::env::var(item).unwrap_or_default()),
-    };
-    let valid = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        return Err(bad_input(format!(
-            "--env {item:?}: expected NAME=VALUE with NAME made of letters, digits and _"
-        )));
-    }
-    Ok((name.to_owned(), value))
 }
 
 fn root(asked: Option<&Path>) -> Result<PathBuf> {
@@ -164,21 +176,7 @@ fn root(asked: Option<&Path>) -> Result<PathBuf> {
             .with_context(|| format!("resolving {}", dir.display()));
     }
     let here = std::env::current_dir().context("finding the current directory")?;
-    Ok(git(&here, &["rev-parse", "--show-toplevel"]).map_or(here, PathBuf::from))
-}
-
-/// Output of a git command in `dir`, or `None` when git is missing or fails.
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8(output.stdout).ok()?;
-    let text = text.trim();
-    (output.status.success() && !text.is_empty()).then(|| text.to_owned())
+    Ok(git::output(&here, &["rev-parse", "--show-toplevel"]).map_or(here, PathBuf::from))
 }
 
 fn build_vars(root: &Path, branch: &str, commit: &str) -> Vec<(String, String)> {
@@ -207,7 +205,7 @@ fn build_vars(root: &Path, branch: &str, commit: &str) -> Vec<(String, String)> 
 }
 
 /// The variables that differ per job.
-fn job_vars(step: &Step, pipeline: &Pipeline) -> Vec<(String, String)> {
+fn job_vars(step: &Step, plan: &Plan) -> Vec<(String, String)> {
     let mut vars = vec![
         ("BUILDKITE_JOB_ID".to_owned(), uuid()),
         ("BUILDKITE_STEP_ID".to_owned(), uuid()),
@@ -227,7 +225,7 @@ fn job_vars(step: &Step, pipeline: &Pipeline) -> Vec<(String, String)> {
             .map_or_else(|| "false".to_owned(), |t| (t.as_secs() / 60).to_string());
         vars.push(("BUILDKITE_TIMEOUT".to_owned(), timeout));
     }
-    if let Some(group) = step.parent.map(|p| &pipeline.steps[p]) {
+    if let Some(group) = step.parent.map(|p| &plan.steps[p]) {
         vars.push((
             "BUILDKITE_GROUP_KEY".to_owned(),
             group.key.clone().unwrap_or_default(),
@@ -260,17 +258,6 @@ fn uuid() -> String {
         &hex[16..20],
         &hex[20..32]
     )
-}
-
-fn state_dir() -> Result<PathBuf> {
-    let from = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    from("XDG_STATE_HOME")
-        .or_else(|| from("HOME").map(|home| home.join(".local/state")))
-        .ok_or_else(|| bad_input("neither XDG_STATE_HOME nor HOME is set; pass --log-dir DIR"))
 }
 
 /// `20240131-235959` in UTC, for log directory names that sort by time.
@@ -315,14 +302,12 @@ mod tests {
 
     #[test]
     fn env_items() {
-        assert_eq!(
-            parse_env("A=b=c").unwrap(),
-            ("A".to_owned(), "b=c".to_owned())
-        );
-        assert_eq!(parse_env("A=").unwrap(), ("A".to_owned(), String::new()));
-        assert!(parse_env("=x").is_err());
-        assert!(parse_env("1A=x").is_err());
-        assert!(parse_env("A B=x").is_err());
+        let var = |item: &str| item.parse::<EnvVar>().map(|v| (v.name, v.value));
+        assert_eq!(var("A=b=c").unwrap(), ("A".to_owned(), "b=c".to_owned()));
+        assert_eq!(var("A=").unwrap(), ("A".to_owned(), String::new()));
+        assert!(var("=x").is_err());
+        assert!(var("1A=x").is_err());
+        assert!(var("A B=x").is_err());
     }
 
     #[test]

@@ -5,17 +5,22 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::cli::ExecArgs;
-use crate::exit::bad_input;
-use crate::{gcroot, nix, source};
+use super::target::Targets;
+use super::{gcroot, nix};
+use crate::exit::{ExitCode, bad_input};
+use crate::process::Ended;
 
-pub fn run(args: &ExecArgs) -> Result<u8> {
-    if args.source.drvs.len() != 1 {
-        return Err(bad_input(
-            "treekite exec runs one script; pass exactly one --drv",
-        ));
-    }
-    let drv = source::resolve(&args.source)?.remove(0);
+/// What `treekite exec` was asked to do.
+#[derive(Debug)]
+pub struct Request {
+    /// Exactly one target: the script (checked by the command line).
+    pub script: Targets,
+    /// Arguments for the script.
+    pub args: Vec<String>,
+}
+
+pub fn run(request: &Request) -> Result<ExitCode> {
+    let drv = request.script.resolve()?.remove(0);
     let output = drv.pick_output(None)?;
     let store_path = drv.output_path(output)?;
     // The root stays after the script ends: steps on one agent reuse it, and
@@ -28,10 +33,13 @@ pub fn run(args: &ExecArgs) -> Result<u8> {
     }
     let program = executable(Path::new(store_path))?;
     let status = Command::new(&program)
-        .args(&args.args)
+        .args(&request.args)
         .status()
         .with_context(|| format!("running {}", program.display()))?;
-    Ok(exit_code(status))
+    // The script's status as ours; a signal becomes 128 + its number, as
+    // in a shell.
+    let status = Ended::of(status).shell_status();
+    Ok(ExitCode::Script(u8::try_from(status).unwrap_or(u8::MAX)))
 }
 
 /// The file to run: the output itself, or the one file in its `bin/`.
@@ -64,15 +72,5 @@ fn executable(output: &Path) -> Result<PathBuf> {
             output.display(),
             entries.len()
         ))),
-    }
-}
-
-/// The script's status as ours; a signal becomes 128 + its number, as in a shell.
-fn exit_code(status: std::process::ExitStatus) -> u8 {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => code as u8,
-        (None, Some(signal)) => 128u8.saturating_add(signal as u8),
-        _ => crate::exit::FAILED,
     }
 }

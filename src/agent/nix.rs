@@ -9,9 +9,11 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use super::target::AttrPath;
 use crate::exit::bad_input;
+use crate::process::{Ended, stderr_handle};
 
-const SELECT_NIX: &str = include_str!("nix/select.nix");
+const SELECT_NIX: &str = include_str!("select.nix");
 
 /// Realises `drvs` (all at once, so Nix builds them in parallel).
 pub fn realise(drvs: &[&str]) -> Result<()> {
@@ -30,7 +32,7 @@ pub fn realise(drvs: &[&str]) -> Result<()> {
         };
         bail!(
             "building {what} failed ({}); see Nix's log above",
-            describe(status)
+            Ended::of(status).describe()
         );
     }
     Ok(())
@@ -50,9 +52,9 @@ struct Selected {
 
 /// Evaluates `attr_path` below `import root {}` and instantiates it, giving
 /// its (new) `.drv` path. Builds nothing.
-pub fn instantiate_attr(root: &Path, attr_path: &[String]) -> Result<String> {
-    let json = serde_json::to_string(attr_path)?;
-    let shown = show_attr_path(attr_path);
+pub fn instantiate_attr(root: &Path, attr_path: &AttrPath) -> Result<String> {
+    let json = serde_json::to_string(&attr_path.0)?;
+    let shown = attr_path;
     let output = Command::new("nix-instantiate")
         .args([
             "--eval",
@@ -82,7 +84,7 @@ pub fn instantiate_attr(root: &Path, attr_path: &[String]) -> Result<String> {
     let selected: Selected =
         serde_json::from_slice(&output.stdout).context("reading nix-instantiate's answer")?;
     if let Some(name) = selected.missing {
-        let at = show_attr_path(&selected.at.unwrap_or_default());
+        let at = AttrPath(selected.at.unwrap_or_default());
         let parent_type = selected.parent_type.unwrap_or_default();
         let problem = if parent_type == "set" {
             format!("has no attribute {name:?}")
@@ -101,47 +103,4 @@ pub fn instantiate_attr(root: &Path, attr_path: &[String]) -> Result<String> {
         )));
     }
     selected.drv_path.context("nix-instantiate gave no drvPath")
-}
-
-/// An attribute path as a reader would write it, quoting odd names.
-pub fn show_attr_path(attr_path: &[String]) -> String {
-    if attr_path.is_empty() {
-        return "the top level".to_owned();
-    }
-    attr_path
-        .iter()
-        .map(|name| {
-            let plain = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-'".contains(c))
-                && !name.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '\'');
-            if plain {
-                name.clone()
-            } else {
-                serde_json::to_string(name).unwrap_or_default()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-/// A handle on our stderr for a child's stdout.
-pub fn stderr_handle() -> Result<Stdio> {
-    use std::os::fd::AsFd;
-    let fd = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .context("duplicating stderr")?;
-    Ok(Stdio::from(fd))
-}
-
-/// "exit status 3" or "killed by signal 9".
-pub fn describe(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        _ => status.to_string(),
-    }
 }

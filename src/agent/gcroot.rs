@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use nix_derivation::{HashAlgorithm, hash_bytes, nixbase32};
 
+use super::gitexclude;
 use crate::exit::bad_input;
-use crate::gitexclude;
+use crate::state::{self, env_path};
 
 /// Where links go when the caller names none: outside any work tree.
 ///
@@ -28,24 +29,10 @@ pub fn default_dir() -> Result<PathBuf> {
         return std::path::absolute(&dir)
             .with_context(|| format!("making TREEKITE_GCROOTS={} absolute", dir.display()));
     }
-    // The XDG spec says a relative XDG_STATE_HOME is invalid and to be ignored.
-    let state = env_path("XDG_STATE_HOME")
-        .filter(|dir| dir.is_absolute())
-        .or_else(|| {
-            env_path("HOME")
-                .filter(|home| home.is_absolute())
-                .map(|home| home.join(".local/state"))
-        })
-        .context(
-            "no TREEKITE_GCROOTS, nor an absolute XDG_STATE_HOME or HOME; set TREEKITE_GCROOTS",
-        )?;
+    let state = state::home().context(
+        "no TREEKITE_GCROOTS, nor an absolute XDG_STATE_HOME or HOME; set TREEKITE_GCROOTS",
+    )?;
     Ok(state.join("treekite/gcroots"))
-}
-
-fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
 }
 
 /// The default link name for `output` of `drv_path`: its hash and name, so

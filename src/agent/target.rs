@@ -1,0 +1,154 @@
+//! What a step names (`--drv`, `--attr-path`, `--root`) turned into
+//! derivations that exist, re-evaluating a target whose `.drv` was
+//! garbage-collected.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::Result;
+
+use super::drv::{Drv, DrvPath};
+use super::nix;
+use crate::exit::bad_input;
+
+/// A target as a step names it.
+#[derive(Debug, Clone)]
+pub struct TargetRef {
+    pub drv: DrvPath,
+    /// Where the target is below `import ROOT {}`: used only when the
+    /// `.drv` no longer exists.
+    pub attr_path: Option<AttrPath>,
+}
+
+/// The targets of one step and the repository they come from.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    pub list: Vec<TargetRef>,
+    /// Repository root holding the depot's `default.nix`; the current
+    /// directory when `None`.
+    pub root: Option<PathBuf>,
+}
+
+impl Targets {
+    /// The derivations, in order, each read from the store. The root is
+    /// checked before anything is evaluated.
+    pub fn resolve(&self) -> Result<Vec<Drv>> {
+        let root = root_dir(self.root.as_deref())?;
+        self.list.iter().map(|target| find(target, &root)).collect()
+    }
+}
+
+/// An attribute path: names locating a target below `import ROOT {}`,
+/// given on the command line as a JSON list of strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrPath(pub Vec<String>);
+
+impl FromStr for AttrPath {
+    type Err = String;
+
+    /// Parses a JSON list of strings, e.g. `["tools","a b"]`.
+    fn from_str(text: &str) -> Result<AttrPath, String> {
+        const EXAMPLE: &str = r#"pass a JSON list of strings such as '["tools","foo"]'"#;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not JSON ({e}); {EXAMPLE}"))?;
+        let names = value.as_array().and_then(|items| {
+            items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+        });
+        names
+            .map(AttrPath)
+            .ok_or_else(|| format!("not a list of strings; {EXAMPLE} (JSON)"))
+    }
+}
+
+impl fmt::Display for AttrPath {
+    /// The path as a reader would write it, quoting odd names.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("the top level");
+        }
+        for (i, name) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            let plain = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-'".contains(c))
+                && !name.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '\'');
+            if plain {
+                f.write_str(name)?;
+            } else {
+                f.write_str(&serde_json::to_string(name).map_err(|_| fmt::Error)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn find(target: &TargetRef, root: &Path) -> Result<Drv> {
+    let path = target.drv.as_str();
+    if Path::new(path).exists() {
+        return Drv::read(path);
+    }
+    let Some(attr_path) = &target.attr_path else {
+        return Err(bad_input(format!(
+            "{path} does not exist (garbage-collected since the pipeline was made?) and no --attr-path was given to re-evaluate it; pass --attr-path or regenerate the pipeline"
+        )));
+    };
+    if !root.join("default.nix").is_file() {
+        return Err(bad_input(format!(
+            "{path} does not exist and {} has no default.nix to re-evaluate {attr_path} from; pass the repository root with --root",
+            root.display(),
+        )));
+    }
+    let fresh = nix::instantiate_attr(root, attr_path)?;
+    if fresh != path {
+        eprintln!(
+            "treekite: {path} no longer exists and {attr_path} now evaluates to {fresh}; building that"
+        );
+    }
+    Drv::read(&fresh)
+}
+
+fn root_dir(root: Option<&Path>) -> Result<PathBuf> {
+    let Some(root) = root else {
+        return Ok(std::env::current_dir()?);
+    };
+    root.canonicalize()
+        .ok()
+        .filter(|dir| dir.is_dir())
+        .ok_or_else(|| {
+            bad_input(format!(
+                "--root {} is not a directory; pass the repository root",
+                root.display()
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AttrPath;
+
+    #[test]
+    fn attr_paths_parse_and_show() {
+        let path: AttrPath = r#"["tools","a b","x"]"#.parse().unwrap();
+        assert_eq!(path.to_string(), r#"tools."a b".x"#);
+        assert_eq!(AttrPath(Vec::new()).to_string(), "the top level");
+        for bad in [
+            "t",
+            "[t]",
+            r#"{"t":1}"#,
+            r#""t""#,
+            r#"["t",1]"#,
+            r#"[["t"]]"#,
+            "",
+        ] {
+            let error = bad.parse::<AttrPath>().unwrap_err();
+            assert!(error.contains("JSON"), "{bad}: {error}");
+        }
+    }
+}
