@@ -1,12 +1,18 @@
 //! `treekite build`: realise targets, print one store path per target.
+//!
+//! The order that keeps every output rooted (see [`super::gcroot`]): each
+//! link's place is checked and hidden from git before anything is built;
+//! Nix roots the outputs as it builds them; treekite's links replace Nix's
+//! roots only once the outputs are valid.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use super::gcroot::{self, NixRoots};
 use super::target::Targets;
-use super::{gcroot, nix};
+use super::nix;
 use crate::exit::ExitCode;
 
 /// What `treekite build` was asked to do.
@@ -33,64 +39,107 @@ pub enum Link {
 /// One requested output and where its GC-root link goes.
 struct Wanted {
     drv_path: String,
+    output: String,
     store_path: String,
     link: Option<PathBuf>,
 }
 
 pub fn run(request: &Request) -> Result<ExitCode> {
-    let out_link = match &request.link {
-        Link::At(link) => Some(gcroot::absolute_link(link)?),
-        Link::Default | Link::None => None,
-    };
-    let drvs = request.targets.resolve()?;
-    let mut wanted = Vec::with_capacity(drvs.len());
-    for drv in &drvs {
-        let output = drv.pick_output(request.output.as_deref())?;
-        let link = match (&request.link, &out_link) {
-            (Link::None, _) => None,
-            (_, Some(link)) => Some(link.clone()),
-            (_, None) => Some(gcroot::default_dir()?.join(gcroot::default_name(&drv.path, output))),
-        };
-        wanted.push(Wanted {
-            drv_path: drv.path.clone(),
-            store_path: drv.output_path(output)?.to_owned(),
-            link,
-        });
-    }
-    realise_linked(&wanted)?;
+    let paths = build(request)?;
     let mut stdout = std::io::stdout().lock();
-    for w in &wanted {
-        writeln!(stdout, "{}", w.store_path).context("writing to stdout")?;
+    for path in &paths {
+        writeln!(stdout, "{path}").context("writing to stdout")?;
     }
     Ok(ExitCode::Success)
 }
 
-/// Links first, then builds: the roots exist before the outputs do, so no
-/// garbage collection can take an output between its build and its link.
-fn realise_linked(wanted: &[Wanted]) -> Result<()> {
-    let mut placed = Vec::new();
-    let result = (|| {
-        for w in wanted {
-            if let Some(link) = &w.link {
-                gcroot::place(link, &w.store_path)?;
-                placed.push(link.clone());
-            }
+/// Builds and links what `request` asks for; the store path of each
+/// target's output, in order.
+pub fn build(request: &Request) -> Result<Vec<String>> {
+    let out_link = match &request.link {
+        Link::At(link) => Some(gcroot::absolute_link(link)?),
+        Link::Default | Link::None => None,
+    };
+    let rooted = !matches!(request.link, Link::None);
+    let mut roots = NixRoots::new()?;
+    let mut wanted = want(request, out_link.as_ref(), &mut roots)?;
+    if let Err(error) = realise(&wanted, rooted, &mut roots) {
+        // A collection may take a .drv between reading it and building it;
+        // its attribute path makes it again, once.
+        if !retry_vanished(request, &wanted) {
+            return Err(error);
         }
-        let drv_paths: Vec<&str> = wanted.iter().map(|w| w.drv_path.as_str()).collect();
-        nix::realise(&drv_paths)?;
-        for w in wanted {
-            if !std::path::Path::new(&w.store_path).exists() {
-                bail!(
-                    "{} was built but its output {} is missing",
-                    w.drv_path,
-                    w.store_path
-                );
-            }
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        placed.iter().for_each(|link| gcroot::remove(link));
+        eprintln!("treekite: a .drv was garbage-collected before it was built; evaluating it again");
+        wanted = want(request, out_link.as_ref(), &mut roots)?;
+        realise(&wanted, rooted, &mut roots)?;
     }
-    result
+    for w in &wanted {
+        if let Some(link) = &w.link {
+            gcroot::place(link, &w.store_path)?;
+        }
+    }
+    // Only now, with treekite's links in place, may Nix's go.
+    drop(roots);
+    Ok(wanted.into_iter().map(|w| w.store_path).collect())
+}
+
+/// The outputs to build, with their links; every check that can fail on
+/// the request is made here, before anything is built.
+fn want(request: &Request, out_link: Option<&PathBuf>, roots: &mut NixRoots) -> Result<Vec<Wanted>> {
+    let drvs = request.targets.resolve(roots)?;
+    let mut wanted = Vec::with_capacity(drvs.len());
+    for drv in &drvs {
+        let output = drv.pick_output(request.output.as_deref())?;
+        let link = match (&request.link, out_link) {
+            (Link::None, _) => None,
+            (_, Some(link)) => Some(link.clone()),
+            (_, None) => Some(gcroot::default_dir()?.join(gcroot::default_name(&drv.path, output))),
+        };
+        if let Some(link) = &link {
+            gcroot::prepare(link)?;
+        }
+        wanted.push(Wanted {
+            drv_path: drv.path.clone(),
+            output: output.to_owned(),
+            store_path: drv.output_path(output)?.to_owned(),
+            link,
+        });
+    }
+    Ok(wanted)
+}
+
+/// Builds every output at once (Nix builds them in parallel), rooted by
+/// Nix in `roots` when links are wanted.
+fn realise(wanted: &[Wanted], rooted: bool, roots: &mut NixRoots) -> Result<()> {
+    let outputs: Vec<nix::Wanted> = wanted
+        .iter()
+        .map(|w| nix::Wanted {
+            drv: &w.drv_path,
+            output: &w.output,
+        })
+        .collect();
+    let root = rooted.then(|| roots.next());
+    nix::realise(&outputs, root.as_deref())?;
+    for w in wanted {
+        if !Path::new(&w.store_path).exists() {
+            bail!(
+                "{} was built but its output {} is missing",
+                w.drv_path,
+                w.store_path
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether a failed build lost a .drv that its attribute path can make
+/// again.
+fn retry_vanished(request: &Request, wanted: &[Wanted]) -> bool {
+    let vanished: Vec<usize> = (0..wanted.len())
+        .filter(|&i| !Path::new(&wanted[i].drv_path).exists())
+        .collect();
+    !vanished.is_empty()
+        && vanished
+            .iter()
+            .all(|&i| request.targets.list.get(i).is_some_and(|t| t.attr_path.is_some()))
 }

@@ -7,9 +7,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
-use nix_derivation::Derivation;
+use nix_derivation::{Derivation, StoreDir};
 
 use crate::exit::bad_input;
 
@@ -19,6 +20,15 @@ pub fn store_dir() -> String {
         .ok()
         .filter(|dir| !dir.is_empty())
         .unwrap_or_else(|| "/nix/store".to_owned())
+}
+
+/// The store directory as the `.drv` parser wants it, made once.
+fn parsing_store() -> Result<&'static StoreDir> {
+    static STORE: OnceLock<Result<StoreDir, String>> = OnceLock::new();
+    STORE
+        .get_or_init(|| StoreDir::new(store_dir()).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("the Nix store directory {}: {e}", store_dir()))
 }
 
 /// A path naming a `.drv` directly in the Nix store (checked when parsed;
@@ -87,21 +97,22 @@ impl Drv {
             .strip_suffix(".drv")
             .and_then(|n| n.split_once('-').map(|(_, name)| name))
             .unwrap_or(file_name);
-        let drv = Derivation::from_aterm_bytes(bytes, name)
+        let store = parsing_store()?;
+        let drv = Derivation::from_aterm_bytes_in(bytes, name, store.clone())
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| format!("{path} is not a valid derivation"))?;
         let outputs = drv
             .outputs()
             .iter()
             .map(|(output, how)| {
-                let known = how.path(drv.name(), output).ok().flatten();
-                (output.clone(), known.map(|p| p.to_absolute_path()))
+                let known = how.path_in(store, drv.name(), output).ok().flatten();
+                (output.clone(), known.map(|p| p.to_absolute_path_in(store)))
             })
             .collect();
         let input_drvs = drv
             .input_derivations()
             .keys()
-            .map(|p| p.to_absolute_path())
+            .map(|p| p.to_absolute_path_in(store))
             .collect();
         Ok(Drv {
             path: path.to_owned(),

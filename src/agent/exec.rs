@@ -5,8 +5,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
+use super::build;
 use super::target::Targets;
-use super::{gcroot, nix};
 use crate::exit::{ExitCode, bad_input};
 use crate::process::Ended;
 
@@ -20,18 +20,15 @@ pub struct Request {
 }
 
 pub fn run(request: &Request) -> Result<ExitCode> {
-    let drv = request.script.resolve()?.remove(0);
-    let output = drv.pick_output(None)?;
-    let store_path = drv.output_path(output)?;
-    // The root stays after the script ends: steps on one agent reuse it, and
-    // it lives outside the work tree, so the checkout is untouched.
-    let link = gcroot::default_dir()?.join(gcroot::default_name(&drv.path, output));
-    gcroot::place(&link, store_path)?;
-    if let Err(error) = nix::realise(&[&drv.path]) {
-        gcroot::remove(&link);
-        return Err(error);
-    }
-    let program = executable(Path::new(store_path))?;
+    // Built as `treekite build` builds a target. The root stays after the
+    // script ends: steps on one agent reuse it, and it lives outside the
+    // work tree, so the checkout is untouched.
+    let script = build::build(&build::Request {
+        targets: request.script.clone(),
+        output: None,
+        link: build::Link::Default,
+    })?;
+    let program = executable(Path::new(&script[0]))?;
     let status = Command::new(&program)
         .args(&request.args)
         .status()

@@ -1,12 +1,18 @@
 //! GC-root symlinks: a link to a store path that Nix's garbage collector
-//! respects, made before the build starts so that no collection can slip in
-//! between the build finishing and the link appearing.
+//! respects, wherever the link lives.
 //!
-//! The link itself can live anywhere; Nix learns about it through an
-//! *indirect root*, a symlink under `$NIX_STATE_DIR/gcroots` pointing to the
-//! link. We make that registration ourselves (the same file `nix-store
-//! --add-root --indirect` makes), so any Nix version works and no second Nix
-//! call is needed.
+//! Nix learns about a link through an *indirect root*, a symlink under
+//! `$NIX_STATE_DIR/gcroots` pointing to the link. A root only protects a
+//! path that is valid when the collector looks at it, and a collector that
+//! is already running has looked: a link made before the build (to a path
+//! not yet built), or after it, can lose the output to a collection that
+//! overlaps. Only Nix can tell a running collector about a new root (its
+//! temporary roots go to the collector itself), so the output is rooted by
+//! Nix: `nix-store --realise --add-root` makes [`NixRoots`] while its build
+//! still holds the output. treekite then makes its own link where the
+//! caller wants it, pointing at a path that is valid by now, registers it
+//! (the same file `nix-store --add-root` makes), and only then drops Nix's
+//! link: from before the build until the end, something roots the output.
 
 use std::io;
 use std::os::unix::fs::symlink;
@@ -91,25 +97,29 @@ pub fn absolute_link(link: &Path) -> Result<PathBuf> {
     Ok(link)
 }
 
-/// Points `link` (absolute) at `target` atomically and registers it as an
-/// indirect GC root, keeping it out of `git status` when it lands in a work
-/// tree. Concurrent calls for one link all succeed.
-pub fn place(link: &Path, target: &str) -> Result<()> {
+/// Gets the place of `link` (absolute) ready before anything is built:
+/// its directory made, and the link kept out of `git status` before it
+/// exists when it lands in a work tree.
+pub fn prepare(link: &Path) -> Result<()> {
     let dir = link.parent().context("a link path has a directory")?;
     // Made before asking git about it: git cannot look into a directory
     // that does not exist yet, so the link would go unexcluded.
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating {} for GC-root links", dir.display()))?;
-    // Excluded before it exists, so `git status` never shows it.
-    gitexclude::hide(link)?;
+    gitexclude::hide(link)
+}
+
+/// Points `link` (absolute, [`prepare`]d) at `target`, a valid store path,
+/// atomically, and registers it as an indirect GC root. Concurrent calls
+/// for one link all succeed.
+pub fn place(link: &Path, target: &str) -> Result<()> {
     replace_symlink(link, Path::new(target))
         .with_context(|| format!("making GC-root link {}", link.display()))?;
     register(link)
 }
 
-/// Removes a link made by [`place`] (after a failed build), with its
-/// registration.
-pub fn remove(link: &Path) {
+/// Removes a link with its registration.
+fn remove(link: &Path) {
     let _ = std::fs::remove_file(link);
     for dir in registration_dirs() {
         let entry = dir.join(registration_name(link));
@@ -173,6 +183,49 @@ fn replace_symlink(link: &Path, target: &Path) -> io::Result<()> {
     std::fs::rename(&temp, link).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);
     })
+}
+
+/// Roots that Nix makes for a build (outputs, a re-evaluated `.drv`) in a
+/// directory of their own, outside any work tree, until treekite's links
+/// have taken over. Dropping it removes them.
+pub struct NixRoots {
+    dir: PathBuf,
+    made: u64,
+}
+
+impl NixRoots {
+    pub fn new() -> Result<NixRoots> {
+        let base = std::env::temp_dir();
+        let dir = base.join(format!(
+            "treekite-roots-{}-{}-{}",
+            std::process::id(),
+            unique(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        ));
+        std::fs::create_dir(&dir)
+            .with_context(|| format!("creating {} for the build's GC roots", dir.display()))?;
+        Ok(NixRoots { dir, made: 0 })
+    }
+
+    /// A fresh path for `--add-root` (Nix adds `-2`, `-3`… for later
+    /// derivations and `-OUTPUT` for outputs other than `out`).
+    pub fn next(&mut self) -> PathBuf {
+        self.made += 1;
+        self.dir.join(format!("root{}", self.made))
+    }
+}
+
+impl Drop for NixRoots {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                remove(&entry.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }
 
 fn unique() -> u64 {

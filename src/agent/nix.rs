@@ -15,11 +15,28 @@ use crate::process::{Ended, stderr_handle};
 
 const SELECT_NIX: &str = include_str!("select.nix");
 
-/// Realises `drvs` (all at once, so Nix builds them in parallel).
-pub fn realise(drvs: &[&str]) -> Result<()> {
-    let status = Command::new("nix-store")
-        .arg("--realise")
-        .args(drvs)
+/// One output of one derivation, to realise.
+pub struct Wanted<'a> {
+    pub drv: &'a str,
+    pub output: &'a str,
+}
+
+/// Realises `wanted` (all at once, so Nix builds them in parallel), each
+/// output rooted by Nix under `root` (see [`super::gcroot`]), or not at
+/// all when `root` is `None`.
+pub fn realise(wanted: &[Wanted], root: Option<&Path>) -> Result<()> {
+    let mut command = Command::new("nix-store");
+    command.arg("--realise");
+    for w in wanted {
+        command.arg(format!("{}!{}", w.drv, w.output));
+    }
+    if let Some(root) = root {
+        // `--indirect` is what Nix before 2.4 needs for a root outside
+        // its gcroots directory; later versions accept and ignore it.
+        command.arg("--add-root").arg(root).arg("--indirect");
+    }
+    let drvs: Vec<&str> = wanted.iter().map(|w| w.drv).collect();
+    let status = command
         .stdin(Stdio::null())
         .stdout(stderr_handle()?)
         .status()
@@ -42,7 +59,6 @@ pub fn realise(drvs: &[&str]) -> Result<()> {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Selected {
-    drv_path: Option<String>,
     missing: Option<String>,
     at: Option<Vec<String>>,
     #[serde(rename = "type")]
@@ -51,38 +67,69 @@ struct Selected {
 }
 
 /// Evaluates `attr_path` below `import root {}` and instantiates it, giving
-/// its (new) `.drv` path. Builds nothing.
-pub fn instantiate_attr(root: &Path, attr_path: &AttrPath) -> Result<String> {
-    let json = serde_json::to_string(&attr_path.0)?;
-    let shown = attr_path;
-    let output = Command::new("nix-instantiate")
-        .args([
-            "--eval",
-            "--strict",
-            "--json",
-            "--read-write-mode",
-            "--expr",
-            SELECT_NIX,
-        ])
+/// its (new) `.drv` path, which Nix roots at `drv_root` so that no garbage
+/// collection can take it before it is built. Builds nothing.
+pub fn instantiate_attr(root: &Path, attr_path: &AttrPath, drv_root: &Path) -> Result<String> {
+    let output = select(root, attr_path)
+        .arg("--add-root")
+        .arg(drv_root)
+        .arg("--indirect")
+        .args(["--arg", "instantiate", "true"])
+        .output()
+        .context("running nix-instantiate (is Nix installed and on PATH?)")?;
+    if !output.status.success() {
+        bail!(
+            "evaluating {attr_path} in {} failed; see Nix's error above",
+            root.display()
+        );
+    }
+    // Nix prints the root it made: the link to the .drv.
+    let printed = String::from_utf8_lossy(&output.stdout);
+    match printed.lines().next() {
+        Some(link) => {
+            let drv = std::fs::read_link(link.trim())
+                .with_context(|| format!("reading the root {link} nix-instantiate made"))?;
+            Ok(drv.to_string_lossy().into_owned())
+        }
+        // Nothing to instantiate: say what is there instead.
+        None => Err(not_found(root, attr_path)),
+    }
+}
+
+/// `nix-instantiate` of select.nix for `attr_path` below `import root {}`,
+/// its stdout captured. Its stderr is ours: `output()` would capture it
+/// too, hiding the evaluation error that our own message points to.
+fn select(root: &Path, attr_path: &AttrPath) -> Command {
+    let json = serde_json::to_string(&attr_path.0).expect("strings serialise");
+    let mut command = Command::new("nix-instantiate");
+    command
+        .args(["--expr", SELECT_NIX])
         .arg("--argstr")
         .arg("root")
         .arg(root)
         .args(["--argstr", "attrPathJSON", &json])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        // `output()` would capture stderr too, hiding the evaluation error
-        // that our own message points the reader to.
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    command
+}
+
+/// Why `attr_path` names no derivation below `import root {}`: evaluated
+/// again, as data, for the message.
+fn not_found(root: &Path, attr_path: &AttrPath) -> anyhow::Error {
+    let answer = select(root, attr_path)
+        .args(["--eval", "--strict", "--json"])
         .output()
-        .context("running nix-instantiate (is Nix installed and on PATH?)")?;
-    if !output.status.success() {
-        bail!(
-            "evaluating {shown} in {} failed; see Nix's error above",
-            root.display()
-        );
-    }
-    let selected: Selected =
-        serde_json::from_slice(&output.stdout).context("reading nix-instantiate's answer")?;
+        .context("running nix-instantiate (is Nix installed and on PATH?)")
+        .and_then(|output| {
+            serde_json::from_slice::<Selected>(&output.stdout)
+                .context("reading nix-instantiate's answer")
+        });
+    let selected = match answer {
+        Ok(selected) => selected,
+        Err(error) => return error,
+    };
+    let shown = attr_path;
     if let Some(name) = selected.missing {
         let at = AttrPath(selected.at.unwrap_or_default());
         let parent_type = selected.parent_type.unwrap_or_default();
@@ -91,16 +138,14 @@ pub fn instantiate_attr(root: &Path, attr_path: &AttrPath) -> Result<String> {
         } else {
             format!("is a {parent_type}, so it has no attribute {name:?}")
         };
-        return Err(bad_input(format!(
+        return bad_input(format!(
             "{at} in {} {problem} (looking up {shown}); check --attr-path and --root",
             root.display()
-        )));
+        ));
     }
-    if let Some(kind) = selected.not_derivation {
-        return Err(bad_input(format!(
-            "{shown} in {} is a {kind}, not a derivation; check --attr-path",
-            root.display()
-        )));
-    }
-    selected.drv_path.context("nix-instantiate gave no drvPath")
+    let kind = selected.not_derivation.unwrap_or_else(|| "value".to_owned());
+    bad_input(format!(
+        "{shown} in {} is a {kind}, not a derivation; check --attr-path",
+        root.display()
+    ))
 }

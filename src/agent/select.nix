@@ -1,7 +1,12 @@
 # Used by `treekite build`/`exec` when a target's .drv has been garbage-
 # collected: walk an attribute path (given as JSON data, never pasted into
-# Nix source) below `import root {}` and report what is there.
-{ root, attrPathJSON }:
+# Nix source) below `import root {}`.
+#
+# With `instantiate = true` (for plain `nix-instantiate --add-root`, which
+# roots the fresh .drv) it gives the derivation, or an empty set (nothing
+# to instantiate) when there is none; otherwise it reports, as data, what
+# is there, for the error message.
+{ root, attrPathJSON, instantiate ? false }:
 let
   attrPath = builtins.fromJSON attrPathJSON;
   step = found: name:
@@ -11,7 +16,9 @@ let
     else { missing = name; inherit (found) at; type = builtins.typeOf found.value; };
   found = builtins.foldl' step { value = import root { }; at = [ ]; } attrPath;
   isDerivation = v: builtins.isAttrs v && (v.type or null) == "derivation";
+  derivation = !(found ? missing) && isDerivation found.value;
 in
-if found ? missing then { inherit (found) missing at type; }
-else if isDerivation found.value then { drvPath = found.value.drvPath; }
+if instantiate then (if derivation then found.value else { })
+else if found ? missing then { inherit (found) missing at type; }
+else if derivation then { drvPath = found.value.drvPath; }
 else { notDerivation = builtins.typeOf found.value; }

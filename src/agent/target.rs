@@ -9,6 +9,7 @@ use std::str::FromStr;
 use anyhow::Result;
 
 use super::drv::{Drv, DrvPath};
+use super::gcroot::NixRoots;
 use super::nix;
 use crate::exit::bad_input;
 
@@ -31,11 +32,15 @@ pub struct Targets {
 }
 
 impl Targets {
-    /// The derivations, in order, each read from the store. The root is
-    /// checked before anything is evaluated.
-    pub fn resolve(&self) -> Result<Vec<Drv>> {
+    /// The derivations, in order, each read from the store; a `.drv` made
+    /// anew is rooted in `roots`. The root directory is checked before
+    /// anything is evaluated.
+    pub fn resolve(&self, roots: &mut NixRoots) -> Result<Vec<Drv>> {
         let root = root_dir(self.root.as_deref())?;
-        self.list.iter().map(|target| find(target, &root)).collect()
+        self.list
+            .iter()
+            .map(|target| find(target, &root, roots))
+            .collect()
     }
 }
 
@@ -89,7 +94,7 @@ impl fmt::Display for AttrPath {
     }
 }
 
-fn find(target: &TargetRef, root: &Path) -> Result<Drv> {
+fn find(target: &TargetRef, root: &Path, roots: &mut NixRoots) -> Result<Drv> {
     let path = target.drv.as_str();
     if Path::new(path).exists() {
         return Drv::read(path);
@@ -105,7 +110,7 @@ fn find(target: &TargetRef, root: &Path) -> Result<Drv> {
             root.display(),
         )));
     }
-    let fresh = nix::instantiate_attr(root, attr_path)?;
+    let fresh = nix::instantiate_attr(root, attr_path, &roots.next())?;
     if fresh != path {
         eprintln!(
             "treekite: {path} no longer exists and {attr_path} now evaluates to {fresh}; building that"
