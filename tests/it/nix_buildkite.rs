@@ -57,7 +57,8 @@ fn key_for_drv_takes_a_derivation_or_its_path() {
 fn build_commands_quote_for_the_shell_and_the_upload() {
     let cmd = eval(
         r#"buildkite.mkBuildCommand { attrPath = [ "a" "it's" "$x" "\\$y" ]; drvPath = "/nix/store/x.drv"; outLink = "res ult"; }"#,
-    ).value();
+    )
+    .value();
     assert_eq!(
         cmd,
         r#"treekite build --drv '/nix/store/x.drv' --attr-path '["a","it'\''s","$$x","\\$$y"]' --out-link 'res ult'"#
@@ -66,7 +67,8 @@ fn build_commands_quote_for_the_shell_and_the_upload() {
     // agent would otherwise read `\$` as an escape.
     let odd = eval(
         r#"buildkite.mkBuildCommand { attrPath = null; drvPath = "/nix/store/x.drv"; outLink = "a\\$b"; treekite = "/opt/bin/treekite"; }"#,
-    ).value();
+    )
+    .value();
     assert_eq!(
         odd,
         r"/opt/bin/treekite build --drv '/nix/store/x.drv' --out-link 'a\''$$b'"
@@ -88,7 +90,8 @@ fn step_fields_follow_target_metadata() {
             (target "long" { meta.ci.skip = builtins.concatStringsSep "" (builtins.genList (_: "x") 71); })
           ];
         })"#,
-    ).value();
+    )
+    .value();
     assert_eq!(
         steps,
         json!([
@@ -110,7 +113,8 @@ fn additional_and_post_build_steps_go_to_their_phases() {
           additionalSteps = [ { label = "fmt"; command = "fmt"; } ];
           postBuildSteps = [ { label = "report"; command = "report"; } ];
         }; in { phases = p.phases; build = map (s: s.label) (builtins.concatLists p.chunks.build); release = map (s: s.label) (builtins.concatLists p.chunks.release); }"#,
-    ).value();
+    )
+    .value();
     assert_eq!(
         pipeline,
         json!({ "phases": ["build", "release"], "build": [":nix: t", "fmt"], "release": ["report"] })
@@ -146,11 +150,13 @@ fn parent_override_builds_the_overridden_parent() {
 fn extra_step_mistakes_are_named() {
     let prompt_in_build = eval(
         r#"buildSteps { drvTargets = [ (target "t" { meta.ci.extraSteps.e = { command = drv "s"; prompt = "Sure?"; }; }) ]; }"#,
-    ).error();
+    )
+    .error();
     assert!(prompt_in_build.contains("extra step 'e' of t: a step with `prompt` waits for a person, so it cannot be in the build phase"), "{prompt_in_build}");
     let not_a_drv = eval(
         r#"buildSteps { drvTargets = [ (target "t" { meta.ci.extraSteps.e = { command = "echo hi"; }; }) ]; }"#,
-    ).error();
+    )
+    .error();
     assert!(
         not_a_drv.contains("extra step 'e' of t: `command` must be a derivation"),
         "{not_a_drv}"

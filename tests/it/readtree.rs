@@ -347,7 +347,8 @@ fn args_nodes(args: &str, extra: &str) -> Value {
             r#"let t = readTree ({{ path = root; args = {args}; }} // {extra});
             in {{ node = removeAttrs t.node [ "deeper" ]; deeper = t.node.deeper; f = t.files.f; }}"#
         ),
-    ).value()
+    )
+    .value()
 }
 
 #[test]
@@ -420,7 +421,8 @@ fn restrict_folder_hides_the_folder_from_everyone_else() {
         &format!(
             "let depot = {depot}; in {{ inherit (depot.experimental) self; inner = depot.experimental.inner.v; allowed = depot.allowed.v; other = depot.denied.other; }}"
         ),
-    ).value();
+    )
+    .value();
     assert_eq!(
         got,
         json!({ "self": "s", "inner": "s", "allowed": "s", "other": "s" })
@@ -554,7 +556,8 @@ fn prefix_places_the_tree_inside_a_larger_depot() {
         &tree_dir("basic"),
         "let t = readTree { path = root; args = { inherit lib readTree; }; prefix = [ \"top\" ]; };
          in { root = t.__readTree; ab = t.a.b.__readTree; at = t.a.b.at; label = readTree.mkLabel t.a.b; }",
-    ).value();
+    )
+    .value();
     assert_eq!(
         tree,
         json!({ "root": ["top"], "ab": ["top", "a", "b"], "at": ["top", "a", "b"], "label": "top/a/b" })
