@@ -1,19 +1,15 @@
 //! nix/buildkite's functions, evaluated with real Nix on targets made in
 //! the test (their builders fail: evaluation must never build them).
 
-mod common;
+use serde_json::json;
 
-use std::path::Path;
+use crate::support::*;
 
-use common::{nix, require_nix};
-use serde_json::{Value, json};
-
-/// Evaluates `body` strictly to JSON, with `buildkite` (the library) and
+/// `body`, to evaluate strictly to JSON, with `buildkite` (the library) and
 /// `target name attrs` (a failing derivation at `__readTree = [ name ]`,
 /// with `attrs` merged in) in scope.
-fn eval(body: &str) -> Result<Value, String> {
-    require_nix();
-    let expr = format!(
+fn eval(body: &str) -> NixExpr {
+    NixExpr::new(format!(
         "{{ repo }}:
         let
           buildkite = import (/. + repo + \"/nix/buildkite\") {{ }};
@@ -22,78 +18,57 @@ fn eval(body: &str) -> Result<Value, String> {
           pipeline = args: buildkite.mkPipeline ({{ headBranch = \"main\"; }} // args);
           buildSteps = args: builtins.concatLists (pipeline args).chunks.build;
         in {body}"
-    );
-    let out = nix("nix-instantiate")
-        .args([
-            "--eval",
-            "--strict",
-            "--json",
-            "--read-write-mode",
-            "--expr",
-            &expr,
-            "--argstr",
-            "repo",
-            env!("CARGO_MANIFEST_DIR"),
-        ])
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-fn eval_ok(body: &str) -> Value {
-    eval(body).unwrap_or_else(|e| panic!("{body}: {e}"))
-}
-
-fn eval_err(body: &str) -> String {
-    match eval(body) {
-        Ok(v) => panic!("{body} should fail, gave {v}"),
-        Err(e) => e,
-    }
+    ))
+    .arg("repo", repo())
+    .read_write()
 }
 
 fn drv_path(name: &str) -> String {
-    eval_ok(&format!("(drv \"{name}\").drvPath"))
-        .as_str()
-        .unwrap()
-        .to_owned()
+    let path = eval(&format!("(drv \"{name}\").drvPath")).value();
+    path.as_str().unwrap().to_owned()
+}
+
+/// The one test that spells out the step-key formula: `drv-` and the first
+/// 32 characters of the `.drv`'s file name (its hash). Every other test
+/// asks `keyForDrv` or finds steps by label.
+#[test]
+fn key_for_drv_is_drv_and_the_hash_of_the_drv_path() {
+    assert_eq!(
+        eval(r#"buildkite.keyForDrv "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-k.drv""#).value(),
+        "drv-0123456789abcdfghijklmnpqrsvwxyz"
+    );
 }
 
 #[test]
 fn key_for_drv_takes_a_derivation_or_its_path() {
     let path = drv_path("k");
-    let hash = &Path::new(&path).file_name().unwrap().to_str().unwrap()[..32];
     assert_eq!(
-        eval_ok("buildkite.keyForDrv (drv \"k\")"),
-        format!("drv-{hash}")
-    );
-    assert_eq!(
-        eval_ok(&format!("buildkite.keyForDrv \"{path}\"")),
-        format!("drv-{hash}")
+        eval("buildkite.keyForDrv (drv \"k\")").value(),
+        key_for_drv(&path)
     );
     assert!(
-        eval_err("buildkite.keyForDrv 42")
+        eval("buildkite.keyForDrv 42")
+            .error()
             .contains("keyForDrv: expected a derivation or a .drv path, got a int")
     );
 }
 
 #[test]
 fn build_commands_quote_for_the_shell_and_the_upload() {
-    let cmd = eval_ok(
+    let cmd = eval(
         r#"buildkite.mkBuildCommand { attrPath = [ "a" "it's" "$x" "\\$y" ]; drvPath = "/nix/store/x.drv"; outLink = "res ult"; }"#,
-    );
+    )
+    .value();
     assert_eq!(
         cmd,
         r#"treekite build --drv '/nix/store/x.drv' --attr-path '["a","it'\''s","$$x","\\$$y"]' --out-link 'res ult'"#
     );
     // An odd run of backslashes before a `$` is kept apart from it, as the
     // agent would otherwise read `\$` as an escape.
-    let odd = eval_ok(
+    let odd = eval(
         r#"buildkite.mkBuildCommand { attrPath = null; drvPath = "/nix/store/x.drv"; outLink = "a\\$b"; treekite = "/opt/bin/treekite"; }"#,
-    );
+    )
+    .value();
     assert_eq!(
         odd,
         r"/opt/bin/treekite build --drv '/nix/store/x.drv' --out-link 'a\''$$b'"
@@ -102,7 +77,7 @@ fn build_commands_quote_for_the_shell_and_the_upload() {
 
 #[test]
 fn step_fields_follow_target_metadata() {
-    let steps = eval_ok(
+    let steps = eval(
         r#"map (s: { inherit (s) label skip; timeout = s.timeout_in_minutes or null; cancel = s.cancel_on_build_failing or null; extra = s.extra or null; queue = s.agents.queue or null; }) (buildSteps {
           cancelOnBuildFailing = true;
           defaultStepOverrides = { agents.queue = "nix"; };
@@ -115,7 +90,8 @@ fn step_fields_follow_target_metadata() {
             (target "long" { meta.ci.skip = builtins.concatStringsSep "" (builtins.genList (_: "x") 71); })
           ];
         })"#,
-    );
+    )
+    .value();
     assert_eq!(
         steps,
         json!([
@@ -131,13 +107,14 @@ fn step_fields_follow_target_metadata() {
 
 #[test]
 fn additional_and_post_build_steps_go_to_their_phases() {
-    let pipeline = eval_ok(
+    let pipeline = eval(
         r#"let p = pipeline {
           drvTargets = [ (target "t" { }) ];
           additionalSteps = [ { label = "fmt"; command = "fmt"; } ];
           postBuildSteps = [ { label = "report"; command = "report"; } ];
         }; in { phases = p.phases; build = map (s: s.label) (builtins.concatLists p.chunks.build); release = map (s: s.label) (builtins.concatLists p.chunks.release); }"#,
-    );
+    )
+    .value();
     assert_eq!(
         pipeline,
         json!({ "phases": ["build", "release"], "build": [":nix: t", "fmt"], "release": ["report"] })
@@ -146,7 +123,7 @@ fn additional_and_post_build_steps_go_to_their_phases() {
 
 #[test]
 fn parent_override_builds_the_overridden_parent() {
-    let step = eval_ok(
+    let step = eval(
         r#"builtins.elemAt (buildSteps {
           drvTargets = [ (target "t" { meta.ci.extraSteps.e = {
             command = drv "script";
@@ -154,7 +131,8 @@ fn parent_override_builds_the_overridden_parent() {
             parentOverride = _: drv "other";
           }; }) ];
         }) 1"#,
-    );
+    )
+    .value();
     let other = drv_path("other");
     let command = step["command"].as_str().unwrap();
     assert!(
@@ -170,13 +148,15 @@ fn parent_override_builds_the_overridden_parent() {
 
 #[test]
 fn extra_step_mistakes_are_named() {
-    let prompt_in_build = eval_err(
+    let prompt_in_build = eval(
         r#"buildSteps { drvTargets = [ (target "t" { meta.ci.extraSteps.e = { command = drv "s"; prompt = "Sure?"; }; }) ]; }"#,
-    );
+    )
+    .error();
     assert!(prompt_in_build.contains("extra step 'e' of t: a step with `prompt` waits for a person, so it cannot be in the build phase"), "{prompt_in_build}");
-    let not_a_drv = eval_err(
+    let not_a_drv = eval(
         r#"buildSteps { drvTargets = [ (target "t" { meta.ci.extraSteps.e = { command = "echo hi"; }; }) ]; }"#,
-    );
+    )
+    .error();
     assert!(
         not_a_drv.contains("extra step 'e' of t: `command` must be a derivation"),
         "{not_a_drv}"
@@ -186,9 +166,10 @@ fn extra_step_mistakes_are_named() {
 #[test]
 fn the_pipeline_is_plain_data() {
     // Everything converts to JSON: no derivation, function or path in it.
-    let value = eval_ok(
+    let value = eval(
         r#"builtins.fromJSON (builtins.toJSON (pipeline { drvTargets = [ (target "t" { }) ]; }))"#,
-    );
+    )
+    .value();
     assert_eq!(value["type"], "treekite-pipeline");
     assert_eq!(
         value["settings"],

@@ -2,28 +2,23 @@
 //! (tests/fixtures/readtree/<name>) and on trees generated into temporary
 //! directories when git cannot hold them (empty folders, odd names).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{Depot, nix, require_nix};
 use serde_json::{Value, json};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+use crate::support::*;
+
+/// A tree under tests/fixtures/readtree.
+fn tree_dir(name: &str) -> PathBuf {
+    fixture(&format!("readtree/{name}"))
 }
 
-fn fixture(name: &str) -> PathBuf {
-    repo().join("tests/fixtures/readtree").join(name)
-}
-
-/// Evaluates `body` strictly to JSON. In scope: `readTree` (the library),
-/// `lib` (tests/fixtures/readtree/lib.nix), `root` (the tree's path) and
-/// `tree` (`root` read with `args = { inherit lib readTree; }`). Paths are
-/// passed as strings, never pasted into Nix source.
-fn eval(root: &Path, body: &str) -> Result<Value, String> {
-    require_nix();
-    let expr = format!(
+/// `body`, to evaluate strictly to JSON. In scope: `readTree` (the
+/// library), `lib` (tests/fixtures/readtree/lib.nix), `root` (the tree's
+/// path) and `tree` (`root` read with `args = { inherit lib readTree; }`).
+/// Paths are passed as strings, never pasted into Nix source.
+fn eval(root: &Path, body: &str) -> NixExpr {
+    NixExpr::new(format!(
         "{{ readTreeDir, treeDir, libFile }}:
         let
           readTree = import (/. + readTreeDir) {{ }};
@@ -31,39 +26,10 @@ fn eval(root: &Path, body: &str) -> Result<Value, String> {
           root = /. + treeDir;
           tree = readTree {{ path = root; args = {{ inherit lib readTree; }}; }};
         in {body}"
-    );
-    let out = nix("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--expr", &expr])
-        .arg("--argstr")
-        .arg("readTreeDir")
-        .arg(repo().join("nix/readTree"))
-        .arg("--argstr")
-        .arg("treeDir")
-        .arg(root)
-        .arg("--argstr")
-        .arg("libFile")
-        .arg(fixture("lib.nix"))
-        .output()
-        .expect("running nix-instantiate");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("bad JSON from Nix ({e}); stderr: {stderr}")))
-    } else {
-        Err(stderr)
-    }
-}
-
-fn eval_ok(root: &Path, body: &str) -> Value {
-    eval(root, body).unwrap_or_else(|stderr| panic!("evaluating {body} failed:\n{stderr}"))
-}
-
-/// The error text of an evaluation that must fail.
-fn eval_err(root: &Path, body: &str) -> String {
-    match eval(root, body) {
-        Ok(value) => panic!("evaluating {body} should fail, but gave {value}"),
-        Err(stderr) => stderr,
-    }
+    ))
+    .arg("readTreeDir", repo().join("nix/readTree"))
+    .arg("treeDir", root)
+    .arg("libFile", tree_dir("lib.nix"))
 }
 
 fn assert_error(stderr: &str, message: &str) {
@@ -73,18 +39,13 @@ fn assert_error(stderr: &str, message: &str) {
     );
 }
 
-/// A Nix string literal for `s` (JSON's escapes are Nix's, but for `${`).
-fn nix_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap().replace("${", "\\${")
-}
-
 fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
 #[test]
 fn library_exposes_the_tvl_interface() {
-    let names = eval_ok(&fixture("basic"), "builtins.attrNames readTree");
+    let names = eval(&tree_dir("basic"), "builtins.attrNames readTree").value();
     assert_eq!(
         names,
         json!([
@@ -103,7 +64,7 @@ fn library_exposes_the_tvl_interface() {
 /// attribute-set node. Every file readTree must not import throws.
 #[test]
 fn basic_tree_is_read_exactly() {
-    let tree = eval_ok(&fixture("basic"), "tree");
+    let tree = eval(&tree_dir("basic"), "tree").value();
     let expected = json!({
         "__readTree": [],
         "__readTreeChildren": ["a", "list", "nodefault", "str", "sub"],
@@ -130,8 +91,8 @@ fn basic_tree_is_read_exactly() {
 
 #[test]
 fn root_default_nix_is_imported_only_with_root_dir_false() {
-    let root = fixture("rootdir");
-    let default = eval_ok(&root, "tree");
+    let root = tree_dir("rootdir");
+    let default = eval(&root, "tree").value();
     assert_eq!(
         default,
         json!({
@@ -139,10 +100,11 @@ fn root_default_nix_is_imported_only_with_root_dir_false() {
             "a": { "__readTree": ["a"], "__readTreeChildren": [], "at": ["a"] },
         })
     );
-    let imported = eval_ok(
+    let imported = eval(
         &root,
         "readTree { path = root; args = { }; rootDir = false; }",
-    );
+    )
+    .value();
     assert_eq!(
         imported,
         json!({
@@ -154,12 +116,12 @@ fn root_default_nix_is_imported_only_with_root_dir_false() {
 
 #[test]
 fn a_file_that_is_not_a_function_is_an_error_naming_it() {
-    let root = fixture("notfunction");
+    let root = tree_dir("notfunction");
     for (attr, file, kind) in [
         ("set", "set/default.nix", "set"),
         ("files.str", "files/str.nix", "string"),
     ] {
-        let stderr = eval_err(&root, &format!("tree.{attr}"));
+        let stderr = eval(&root, &format!("tree.{attr}")).error();
         assert_error(
             &stderr,
             &format!(
@@ -172,27 +134,27 @@ fn a_file_that_is_not_a_function_is_an_error_naming_it() {
 
 #[test]
 fn a_nix_file_beside_a_folder_of_the_same_name_is_an_error() {
-    let root = fixture("clash");
+    let root = tree_dir("clash");
     let dir = root.join("bad");
     let message = format!(
         "readTree: {dir}/foo.nix and the folder {dir}/foo/ both define //bad/foo; rename one of them (or put a .skip-tree file in the folder if it holds no Nix code)",
         dir = display(&dir)
     );
     // Any use of the folder's node fails, not just the clashing attribute.
-    assert_error(&eval_err(&root, "tree.bad.foo"), &message);
-    assert_error(&eval_err(&root, "tree.bad.bar"), &message);
+    assert_error(&eval(&root, "tree.bad.foo").error(), &message);
+    assert_error(&eval(&root, "tree.bad.bar").error(), &message);
     // A skipped folder adds no attribute, so it cannot clash.
     assert_eq!(
-        eval_ok(&root, "tree.ok"),
+        eval(&root, "tree.ok").value(),
         json!({ "__readTree": ["ok"], "__readTreeChildren": ["foo"], "foo": "the file" })
     );
 }
 
 #[test]
 fn top_level_skip_tree_is_an_error() {
-    let root = fixture("topskip");
+    let root = tree_dir("topskip");
     assert_error(
-        &eval_err(&root, "tree"),
+        &eval(&root, "tree").error(),
         &format!(
             "readTree: {} is the root of the tree but has a .skip-tree file, so there is nothing to read; remove it (use .skip-tree only in sub-folders)",
             display(&root)
@@ -202,8 +164,8 @@ fn top_level_skip_tree_is_an_error() {
 
 #[test]
 fn plain_derivation_keeps_its_identity() {
-    let root = fixture("drv");
-    let got = eval_ok(
+    let root = tree_dir("drv");
+    let got = eval(
         &root,
         r#"let
           node = tree.plain;
@@ -215,7 +177,8 @@ fn plain_derivation_keeps_its_identity() {
           sameOutPath = node.outPath == direct.outPath;
           drvPath = node.drvPath;
         }"#,
-    );
+    )
+    .value();
     assert_eq!(got["type"], "derivation");
     assert_eq!(got["name"], "plain");
     assert_eq!(got["__readTree"], json!(["plain"]));
@@ -232,8 +195,8 @@ fn plain_derivation_keeps_its_identity() {
 
 #[test]
 fn derivation_with_override_attrs_gets_children_through_passthru() {
-    let root = fixture("drv");
-    let got = eval_ok(
+    let root = tree_dir("drv");
+    let got = eval(
         &root,
         r#"let
           direct = import (root + "/overridable/default.nix") { inherit lib; };
@@ -250,7 +213,8 @@ fn derivation_with_override_attrs_gets_children_through_passthru() {
           direct = direct.drvPath;
           fileDirect = (lib.mkDrv { name = "file"; }).drvPath;
         }"#,
-    );
+    )
+    .value();
     assert_eq!(
         got["overridable"]["passthruNames"],
         json!(["__readTree", "__readTreeChildren", "child", "own"])
@@ -272,12 +236,13 @@ fn derivation_with_override_attrs_gets_children_through_passthru() {
 
 #[test]
 fn gather_is_depth_first_with_subtargets_last() {
-    let root = fixture("gather");
+    let root = tree_dir("gather");
     let labels = |eligible: &str| {
-        eval_ok(
+        eval(
             &root,
             &format!("map readTree.mkLabel (readTree.gather ({eligible}) tree)"),
         )
+        .value()
     };
     assert_eq!(
         labels(r#"t: (t.type or null) == "derivation""#),
@@ -296,8 +261,8 @@ fn gather_is_depth_first_with_subtargets_last() {
 
 #[test]
 fn subtargets_keep_their_parent_location_and_identity() {
-    let root = fixture("gather");
-    let got = eval_ok(
+    let root = tree_dir("gather");
+    let got = eval(
         &root,
         r#"let
           targets = readTree.gather (t: t ? __subtarget) tree;
@@ -308,7 +273,8 @@ fn subtargets_keep_their_parent_location_and_identity() {
           sameDrvPath = s2.drvPath == tree.a.s2.drvPath;
           data = (builtins.elemAt targets 2).note;
         }"#,
-    );
+    )
+    .value();
     assert_eq!(
         got,
         json!({
@@ -324,41 +290,43 @@ fn subtargets_keep_their_parent_location_and_identity() {
 
 #[test]
 fn bad_subtargets_are_errors_naming_the_node() {
-    let root = fixture("badsubtarget");
+    let root = tree_dir("badsubtarget");
     assert_error(
-        &eval_err(&root, "readTree.gather (_: true) tree.a"),
+        &eval(&root, "readTree.gather (_: true) tree.a").error(),
         "readTree: //a lists `missing` in meta.ci.targets, but has no attribute of that name; remove it from the list or add the attribute",
     );
     assert_error(
-        &eval_err(&root, "readTree.gather (_: true) tree.b"),
+        &eval(&root, "readTree.gather (_: true) tree.b").error(),
         "readTree: subtarget `s` of //b is a string; meta.ci.targets must name attribute sets (usually derivations)",
     );
 }
 
 #[test]
 fn mk_label_names_nodes_and_subtargets() {
-    let got = eval_ok(
-        &fixture("basic"),
+    let got = eval(
+        &tree_dir("basic"),
         r#"map readTree.mkLabel [
           { __readTree = [ "a" "b" ]; }
           { __readTree = [ "a" "b" ]; __subtarget = "sub"; }
           { __readTree = [ ]; }
         ]"#,
-    );
+    )
+    .value();
     assert_eq!(got, json!(["a/b", "a/b:sub", ""]));
 }
 
 #[test]
 fn drv_targets_lists_direct_derivation_children_and_keeps_meta() {
-    let root = fixture("gather");
-    let got = eval_ok(
+    let root = tree_dir("gather");
+    let got = eval(
         &root,
         r#"let d = tree.d; in {
           inherit (d) meta three;
           names = builtins.attrNames d;
           plain = (readTree.drvTargets { x = lib.drv "x"; y = 1; }).meta;
         }"#,
-    );
+    )
+    .value();
     assert_eq!(
         got,
         json!({
@@ -373,13 +341,14 @@ fn drv_targets_lists_direct_derivation_children_and_keeps_meta() {
 /// The `args` fixture's files all return the arguments they were called
 /// with, so a node shows exactly what readTree passed.
 fn args_nodes(args: &str, extra: &str) -> Value {
-    eval_ok(
-        &fixture("args"),
+    eval(
+        &tree_dir("args"),
         &format!(
             r#"let t = readTree ({{ path = root; args = {args}; }} // {extra});
             in {{ node = removeAttrs t.node [ "deeper" ]; deeper = t.node.deeper; f = t.files.f; }}"#
         ),
     )
+    .value()
 }
 
 #[test]
@@ -406,10 +375,11 @@ fn args_function_is_called_with_located_at_only() {
         got["f"],
         json!({ "where": "files/f", "locatedAt": ["files", "f"], "__readTree": ["files", "f"], "__readTreeChildren": [] })
     );
-    let strict = eval_ok(
-        &fixture("args"),
+    let strict = eval(
+        &tree_dir("args"),
         &format!("(readTree {{ path = root; args = {args}; }}).strict"),
-    );
+    )
+    .value();
     assert_eq!(
         strict,
         json!({ "locatedAt": ["strict"], "where": "strict", "__readTree": ["strict"], "__readTreeChildren": [] })
@@ -436,7 +406,7 @@ fn filter_sees_location_and_located_args() {
 
 #[test]
 fn restrict_folder_hides_the_folder_from_everyone_else() {
-    let root = fixture("restrict");
+    let root = tree_dir("restrict");
     let depot = r#"readTree.fix (self: readTree {
           path = root;
           args = { depot = self; };
@@ -446,12 +416,13 @@ fn restrict_folder_hides_the_folder_from_everyone_else() {
             reason = "experimental code may change at any time";
           };
         })"#;
-    let got = eval_ok(
+    let got = eval(
         &root,
         &format!(
             "let depot = {depot}; in {{ inherit (depot.experimental) self; inner = depot.experimental.inner.v; allowed = depot.allowed.v; other = depot.denied.other; }}"
         ),
-    );
+    )
+    .value();
     assert_eq!(
         got,
         json!({ "self": "s", "inner": "s", "allowed": "s", "other": "s" })
@@ -462,36 +433,38 @@ fn restrict_folder_hides_the_folder_from_everyone_else() {
         )
     };
     assert_error(
-        &eval_err(&root, &format!("({depot}).denied.v")),
+        &eval(&root, &format!("({depot}).denied.v")).error(),
         &message("//denied"),
     );
     // Exceptions are exact locations, as in TVL: not their sub-folders.
     assert_error(
-        &eval_err(&root, &format!("({depot}).allowed.inner.v")),
+        &eval(&root, &format!("({depot}).allowed.inner.v")).error(),
         &message("//allowed/inner"),
     );
 }
 
 #[test]
 fn fix_ties_the_knot() {
-    let got = eval_ok(
-        &fixture("basic"),
+    let got = eval(
+        &tree_dir("basic"),
         "readTree.fix (self: { a = 1; b = self.a + 1; })",
-    );
+    )
+    .value();
     assert_eq!(got, json!({ "a": 1, "b": 2 }));
 }
 
 #[test]
 fn scoped_args_are_in_scope_of_every_file() {
-    let root = fixture("scoped");
-    let got = eval_ok(
+    let root = tree_dir("scoped");
+    let got = eval(
         &root,
         r#"let t = readTree { path = root; args = { }; scopedArgs = { greeting = "hello"; }; };
         in { x = t.x.g; f = t.files.f; }"#,
-    );
+    )
+    .value();
     assert_eq!(got, json!({ "x": "hello", "f": "hello!" }));
     // Without scopedArgs the files are imported plainly, so the name is unbound.
-    let stderr = eval_err(&root, "(readTree { path = root; args = { }; }).x.g");
+    let stderr = eval(&root, "(readTree { path = root; args = { }; }).x.g").error();
     assert!(stderr.contains("undefined variable 'greeting'"), "{stderr}");
 }
 
@@ -522,34 +495,33 @@ fn odd_names_are_data_not_source() {
     depot.write("files/${y}.nix", "_: \"\\${y}\"");
 
     let root = depot.path();
-    let names = eval_ok(root, "tree.__readTreeChildren");
+    let names = eval(root, "tree.__readTreeChildren").value();
     let mut expected: Vec<&str> = folders.iter().copied().chain(["files"]).collect();
     expected.sort();
     assert_eq!(names, json!(expected));
     for folder in folders {
-        let got = eval_ok(
-            root,
-            &format!("builtins.getAttr {} tree", nix_string(folder)),
-        );
+        let got = eval(root, &format!("builtins.getAttr {} tree", nix_str(folder))).value();
         assert_eq!(
             got,
             json!({ "__readTree": [folder], "__readTreeChildren": [], "at": [folder] }),
             "{folder}"
         );
     }
-    let labels = eval_ok(
+    let labels = eval(
         root,
         "map readTree.mkLabel (readTree.gather (t: t ? at) tree.files)",
-    );
+    )
+    .value();
     assert_eq!(
         labels,
         json!(["files/q'uote", "files/twice.nix", "files/with space"])
     );
     assert_eq!(
-        eval_ok(
+        eval(
             root,
-            &format!("builtins.getAttr {} tree.files", nix_string("${y}"))
-        ),
+            &format!("builtins.getAttr {} tree.files", nix_str("${y}"))
+        )
+        .value(),
         json!("${y}")
     );
 }
@@ -561,7 +533,7 @@ fn empty_and_non_nix_folders_are_empty_nodes() {
     std::fs::create_dir_all(depot.path().join("empty")).unwrap();
     std::fs::create_dir_all(depot.path().join("outer/inner-empty")).unwrap();
     depot.write("docs/README.md", "no Nix here");
-    let got = eval_ok(depot.path(), "tree");
+    let got = eval(depot.path(), "tree").value();
     assert_eq!(
         got,
         json!({
@@ -580,11 +552,12 @@ fn empty_and_non_nix_folders_are_empty_nodes() {
 
 #[test]
 fn prefix_places_the_tree_inside_a_larger_depot() {
-    let tree = eval_ok(
-        &fixture("basic"),
+    let tree = eval(
+        &tree_dir("basic"),
         "let t = readTree { path = root; args = { inherit lib readTree; }; prefix = [ \"top\" ]; };
          in { root = t.__readTree; ab = t.a.b.__readTree; at = t.a.b.at; label = readTree.mkLabel t.a.b; }",
-    );
+    )
+    .value();
     assert_eq!(
         tree,
         json!({ "root": ["top"], "ab": ["top", "a", "b"], "at": ["top", "a", "b"], "label": "top/a/b" })
@@ -595,26 +568,16 @@ fn prefix_places_the_tree_inside_a_larger_depot() {
 /// output (target/) and sources are never walked.
 #[test]
 fn the_repository_is_a_depot() {
-    require_nix();
-    let out = nix("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--expr"])
-        .arg(format!(
-            "let depot = import {}/. {{ }}; in {{
-               top = depot.__readTreeChildren;
-               library = builtins.attrNames depot.nix.buildkite;
-               located = depot.nix.readTree.__readTree;
-               hasReadTree = depot.nix.readTree ? gather;
-             }}",
-            repo().display()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let value = NixExpr::new(
+        "{ repo }: let depot = import (/. + repo) { }; in {
+           top = depot.__readTreeChildren;
+           library = builtins.attrNames depot.nix.buildkite;
+           located = depot.nix.readTree.__readTree;
+           hasReadTree = depot.nix.readTree ? gather;
+         }",
+    )
+    .arg("repo", repo())
+    .value();
     assert_eq!(
         value,
         json!({

@@ -1,11 +1,14 @@
 //! `treekite upload` against a fake `buildkite-agent` that records its calls,
 //! keeps meta-data in a file and can be told to fail one upload.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::Command;
 
-use assert_cmd::Command;
+use assert_cmd::prelude::*;
 use predicates::prelude::*;
 use tempfile::TempDir;
+
+use crate::support::*;
 
 /// The fake agent. `pipeline upload FILE` fails when FILE ends with
 /// $FAKE_AGENT_FAIL_ON; meta-data lives in $FAKE_AGENT_STATE/meta-data.
@@ -39,14 +42,9 @@ impl Build {
         let build = Build {
             dir: tempfile::tempdir().unwrap(),
         };
-        let bin = build.path("bin");
-        std::fs::create_dir_all(&bin).unwrap();
         std::fs::create_dir_all(build.path("state")).unwrap();
         std::fs::create_dir_all(build.path("pipeline")).unwrap();
-        let agent = bin.join("buildkite-agent");
-        std::fs::write(&agent, FAKE_AGENT).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_executable(&build.path("bin/buildkite-agent"), FAKE_AGENT);
         build
     }
 
@@ -69,8 +67,10 @@ impl Build {
         std::fs::write(self.path("pipeline/drvmap.json"), "{}").unwrap();
     }
 
+    /// `treekite upload --phase PHASE` of the pipeline directory, with the
+    /// fake agent first on PATH.
     fn upload(&self, phase: &str) -> Command {
-        let mut cmd = Command::cargo_bin("treekite").unwrap();
+        let mut cmd = treekite();
         let path = format!(
             "{}:{}",
             self.path("bin").display(),
@@ -85,15 +85,10 @@ impl Build {
         cmd
     }
 
+    /// The lines of a file the fake agent keeps.
     fn lines(&self, file: &str) -> Vec<String> {
-        read_lines(&self.path(&format!("state/{file}")))
+        read_lines(self.path(&format!("state/{file}")))
     }
-}
-
-fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .map(|t| t.lines().map(str::to_owned).collect())
-        .unwrap_or_default()
 }
 
 fn names(phase: &str, numbers: impl IntoIterator<Item = usize>) -> Vec<String> {
@@ -179,14 +174,10 @@ fn a_retry_after_a_failure_uploads_each_chunk_once() {
 fn a_phase_without_chunks_is_bad_input() {
     let build = Build::new();
     build.chunks("build", 3);
-    build
-        .upload("release")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "treekite: error: no chunk file for phase `release`",
-        ))
-        .stderr(predicate::str::contains("phases there: build"));
+    assert_bad_input(
+        &build.upload("release").output().unwrap(),
+        &["no chunk file for phase `release`", "phases there: build"],
+    );
     assert!(
         build.lines("calls").is_empty(),
         "the agent must not be called"
@@ -197,11 +188,10 @@ fn a_phase_without_chunks_is_bad_input() {
 fn a_missing_directory_is_bad_input() {
     let build = Build::new();
     std::fs::remove_dir(build.path("pipeline")).unwrap();
-    build
-        .upload("build")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("does not exist"));
+    assert_bad_input(
+        &build.upload("build").output().unwrap(),
+        &["does not exist"],
+    );
     assert!(build.lines("calls").is_empty());
 }
 
@@ -210,13 +200,10 @@ fn a_malformed_chunk_uploads_nothing() {
     let build = Build::new();
     build.chunks("build", 3);
     std::fs::write(build.path("pipeline/build-chunk-2.json"), "{\"steps\": [").unwrap();
-    build
-        .upload("build")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "build-chunk-2.json is not valid JSON",
-        ));
+    assert_bad_input(
+        &build.upload("build").output().unwrap(),
+        &["build-chunk-2.json is not valid JSON"],
+    );
     assert!(
         build.lines("uploads").is_empty(),
         "no chunk may go up when one is broken"
@@ -240,8 +227,8 @@ fn meta_data_failures_stop_the_upload() {
 fn a_missing_agent_is_reported() {
     let build = Build::new();
     build.chunks("build", 1);
-    let mut cmd = Command::cargo_bin("treekite").unwrap();
-    cmd.env("PATH", build.path("empty-bin"))
+    treekite()
+        .env("PATH", build.path("empty-bin"))
         .args(["upload", "--phase", "build"])
         .arg(build.path("pipeline"))
         .assert()
@@ -272,9 +259,8 @@ fn a_phase_generated_empty_uploads_nothing() {
             "phase release has no steps in this pipeline; nothing to upload",
         ));
     assert!(build.lines("uploads").is_empty());
-    build
-        .upload("deploy")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("no chunk file for phase `deploy`"));
+    assert_bad_input(
+        &build.upload("deploy").output().unwrap(),
+        &["no chunk file for phase `deploy`"],
+    );
 }

@@ -2,12 +2,15 @@
 //! files in the root they run in; no test depends on timing.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use assert_cmd::Command;
 use assert_cmd::assert::Assert;
+use assert_cmd::prelude::*;
 use predicates::prelude::*;
 use serde_json::{Value, json};
 use tempfile::TempDir;
+
+use crate::support::*;
 
 struct Fixture {
     dir: TempDir,
@@ -45,21 +48,29 @@ impl Fixture {
         self
     }
 
-    /// `treekite run` on the pipeline, in the root, logs in the fixture,
-    /// for branch `main` unless `args` name one.
-    fn run(&self, args: &[&str]) -> Assert {
-        let mut cmd = Command::cargo_bin("treekite").unwrap();
+    /// `treekite run` on the pipeline, in the root.
+    fn treekite_run(&self) -> Command {
+        let mut cmd = treekite();
         cmd.arg("run")
             .arg(self.pipeline())
             .arg("--root")
-            .arg(self.root())
-            .arg("--log-dir")
-            .arg(self.logs())
-            .args(args);
+            .arg(self.root());
+        cmd
+    }
+
+    /// [`Fixture::treekite_run`] with `args`, logs in the fixture, for
+    /// branch `main` unless `args` name one.
+    fn run_command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.treekite_run();
+        cmd.arg("--log-dir").arg(self.logs()).args(args);
         if !args.contains(&"--branch") {
             cmd.args(["--branch", "main"]);
         }
-        cmd.assert()
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Assert {
+        self.run_command(args).assert()
     }
 
     fn exists(&self, relative: &str) -> bool {
@@ -67,15 +78,17 @@ impl Fixture {
     }
 
     fn read(&self, relative: &str) -> String {
-        let path = self.root().join(relative);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        read(self.root().join(relative))
     }
 
     /// Lines the steps appended to `order`.
     fn order(&self) -> Vec<String> {
-        std::fs::read_to_string(self.root().join("order"))
-            .map(|t| t.lines().map(str::to_owned).collect())
-            .unwrap_or_default()
+        read_lines(self.root().join("order"))
+    }
+
+    /// Forgets what the steps of an earlier run appended to `order`.
+    fn clear_order(&self) {
+        std::fs::remove_file(self.root().join("order")).unwrap();
     }
 }
 
@@ -107,14 +120,6 @@ fn status_of(stdout: &str, label: &str) -> String {
         .to_owned()
 }
 
-fn stdout(assert: &Assert) -> String {
-    String::from_utf8(assert.get_output().stdout.clone()).unwrap()
-}
-
-fn stderr(assert: &Assert) -> String {
-    String::from_utf8(assert.get_output().stderr.clone()).unwrap()
-}
-
 #[test]
 fn runs_steps_in_dependency_order() {
     let f = Fixture::new();
@@ -131,7 +136,7 @@ fn runs_steps_in_dependency_order() {
     );
     let out = f.run(&["-j", "3"]).success();
     assert_eq!(f.order(), ["a", "b", "c"]);
-    let text = stdout(&out);
+    let text = out.stdout_text();
     assert!(text.contains("3 steps in"), "{text}");
     assert!(
         text.contains("3 passed, 0 soft-failed, 0 failed, 0 skipped, 0 not run"),
@@ -161,8 +166,8 @@ fn phases_can_be_chosen_and_a_failed_phase_stops_the_next() {
     .chunk("release-chunk-1.json", json!([step("r")]));
     let out = f.run(&[]).code(1);
     assert!(!f.exists("order"));
-    assert_eq!(status_of(&stdout(&out), "r"), "not run");
-    assert!(stdout(&out).contains("phase build failed"));
+    assert_eq!(status_of(&out.stdout_text(), "r"), "not run");
+    assert!(out.stdout_text().contains("phase build failed"));
 
     f.run(&["--phase", "release"]).success();
     assert_eq!(f.order(), ["r"]);
@@ -210,7 +215,7 @@ fn skipped_steps_do_not_run_and_satisfy_dependents() {
     );
     let out = f.run(&[]).success();
     assert_eq!(f.order(), ["after", "kept"]);
-    let text = stdout(&out);
+    let text = out.stdout_text();
     assert_eq!(status_of(&text, "s1"), "skipped");
     assert!(text.contains("Target has not changed."), "{text}");
 }
@@ -233,14 +238,17 @@ fn branch_filters_follow_buildkite_patterns() {
     );
     let out = f.run(&["--branch", "feature/alpha"]).success();
     assert_eq!(f.order(), ["features", "not_main", "after"]);
-    assert_eq!(status_of(&stdout(&out), "release"), "skipped");
-    assert!(stdout(&out).contains("branch feature/alpha does not match `branches: release/*`"));
+    assert_eq!(status_of(&out.stdout_text(), "release"), "skipped");
+    assert!(
+        out.stdout_text()
+            .contains("branch feature/alpha does not match `branches: release/*`")
+    );
 
-    std::fs::remove_file(f.root().join("order")).unwrap();
+    f.clear_order();
     f.run(&["--branch", "feature/beta"]).success();
     assert_eq!(f.order(), ["not_main", "after"]);
 
-    std::fs::remove_file(f.root().join("order")).unwrap();
+    f.clear_order();
     f.run(&["--branch", "main"]).success();
     assert_eq!(f.order(), ["main_only", "after"]);
 }
@@ -268,7 +276,7 @@ fn soft_failures_do_not_fail_the_run() {
     );
     let out = f.run(&[]).success();
     assert_eq!(f.order(), ["after"]);
-    let text = stdout(&out);
+    let text = out.stdout_text();
     for label in ["listed", "any", "star"] {
         assert_eq!(status_of(&text, label), "soft-failed", "{text}");
     }
@@ -286,7 +294,7 @@ fn an_unlisted_exit_status_is_a_hard_failure() {
         )]),
     );
     let out = f.run(&[]).code(1);
-    assert_eq!(status_of(&stdout(&out), "x"), "failed");
+    assert_eq!(status_of(&out.stdout_text(), "x"), "failed");
 }
 
 #[test]
@@ -314,7 +322,7 @@ fn a_failed_step_leaves_its_dependents_not_run() {
     );
     let out = f.run(&[]).code(1);
     assert_eq!(f.order(), ["tolerant", "lenient", "independent"]);
-    let text = stdout(&out);
+    let text = out.stdout_text();
     assert_eq!(status_of(&text, "broken"), "failed");
     assert_eq!(status_of(&text, "child"), "not run");
     assert_eq!(status_of(&text, "grandchild"), "not run");
@@ -325,9 +333,9 @@ fn a_failed_step_leaves_its_dependents_not_run() {
     assert!(text.contains("exit 4"), "{text}");
     // The failure's output is shown as it happens.
     assert!(
-        stderr(&out).contains("| something went wrong"),
+        out.stderr_text().contains("| something went wrong"),
         "{}",
-        stderr(&out)
+        out.stderr_text()
     );
 }
 
@@ -370,7 +378,7 @@ fn a_failure_before_a_wait_stops_what_follows_unless_continue_on_failure() {
     );
     let out = f.run(&[]).code(1);
     assert_eq!(f.order(), ["continued"]);
-    assert_eq!(status_of(&stdout(&out), "stopped"), "not run");
+    assert_eq!(status_of(&out.stdout_text(), "stopped"), "not run");
 }
 
 #[test]
@@ -390,7 +398,7 @@ fn block_steps_stop_the_run_unless_unblocked() {
     .chunk("release-chunk-1.json", json!([step("release")]));
     let out = f.run(&[]).success();
     assert_eq!(f.order(), ["before"]);
-    let text = stdout(&out);
+    let text = out.stdout_text();
     assert_eq!(status_of(&text, ":rocket:"), "blocked");
     assert_eq!(status_of(&text, "after"), "not run");
     assert!(
@@ -400,7 +408,7 @@ fn block_steps_stop_the_run_unless_unblocked() {
     assert!(text.contains("phase build stopped at block step"), "{text}");
     assert!(text.contains("--unblock"), "{text}");
 
-    std::fs::remove_file(f.root().join("order")).unwrap();
+    f.clear_order();
     let out = f.run(&["--unblock"]).success();
     assert_eq!(
         f.order(),
@@ -412,7 +420,7 @@ fn block_steps_stop_the_run_unless_unblocked() {
             "release"
         ]
     );
-    assert_eq!(status_of(&stdout(&out), ":rocket:"), "unblocked");
+    assert_eq!(status_of(&out.stdout_text(), ":rocket:"), "unblocked");
 }
 
 #[test]
@@ -435,7 +443,7 @@ fn groups_finish_when_their_steps_do() {
     assert_eq!(order.last().map(String::as_str), Some("post"), "{order:?}");
     assert_eq!(order.len(), 4);
     assert!(
-        stdout(&out).contains("tests / unit"),
+        out.stdout_text().contains("tests / unit"),
         "group steps show their group"
     );
 }
@@ -452,7 +460,7 @@ fn a_failing_step_fails_its_group() {
     );
     let out = f.run(&[]).code(1);
     assert!(!f.exists("order"));
-    assert_eq!(status_of(&stdout(&out), "post"), "not run");
+    assert_eq!(status_of(&out.stdout_text(), "post"), "not run");
 }
 
 #[test]
@@ -482,13 +490,14 @@ fn interpolation_is_applied_as_at_upload() {
         "$NOT_EXPANDED\nhello\nfallback\npipe-hello\n[]\n"
     );
     assert!(
-        stdout(&out).contains("interpolate hello"),
+        out.stdout_text().contains("interpolate hello"),
         "labels are interpolated too"
     );
     assert!(
-        stderr(&out).contains("$UNSET_ONE is substituted at upload time but not set"),
+        out.stderr_text()
+            .contains("$UNSET_ONE is substituted at upload time but not set"),
         "{}",
-        stderr(&out)
+        out.stderr_text()
     );
 }
 
@@ -532,10 +541,9 @@ fn steps_see_buildkite_variables_and_their_env() {
     );
     // Generated commands call `treekite`: this very binary comes first.
     let which = f.read("which");
-    let ours = assert_cmd::cargo::cargo_bin("treekite");
     assert_eq!(
         Path::new(which.trim()),
-        ours,
+        Path::new(env!("CARGO_BIN_EXE_treekite")),
         "PATH starts with treekite's directory"
     );
 }
@@ -564,7 +572,7 @@ fn each_step_has_a_log_and_the_summary_names_the_directory() {
         std::fs::read_to_string(talk).unwrap(),
         "to stdout\nto stderr\n"
     );
-    let text = stdout(&out);
+    let text = out.stdout_text();
     assert!(text.starts_with("STATUS"), "{text}");
     assert!(
         text.contains(&format!("logs: {}", f.logs().display())),
@@ -575,7 +583,7 @@ fn each_step_has_a_log_and_the_summary_names_the_directory() {
         "failed steps name their log: {text}"
     );
     // Plain progress lines when stderr is not a terminal.
-    let progress = stderr(&out);
+    let progress = out.stderr_text();
     assert!(progress.contains("started  talk"), "{progress}");
     assert!(progress.contains("passed  talk"), "{progress}");
 }
@@ -585,11 +593,7 @@ fn logs_go_outside_the_work_tree_by_default() {
     let f = Fixture::new();
     f.chunk("build-chunk-1.json", json!([step("a")]));
     let state = f.dir.path().join("state");
-    let mut cmd = Command::cargo_bin("treekite").unwrap();
-    cmd.arg("run")
-        .arg(f.pipeline())
-        .arg("--root")
-        .arg(f.root())
+    f.treekite_run()
         .env("XDG_STATE_HOME", &state)
         .assert()
         .success();
@@ -617,7 +621,7 @@ fn dependencies_on_a_phase_left_out_are_treated_as_passed() {
     );
     f.run(&[]).success();
     assert_eq!(f.order(), ["built", "ship"]);
-    std::fs::remove_file(f.root().join("order")).unwrap();
+    f.clear_order();
     f.run(&["--phase", "release"])
         .success()
         .stderr(predicate::str::contains(
@@ -626,145 +630,132 @@ fn dependencies_on_a_phase_left_out_are_treated_as_passed() {
     assert_eq!(f.order(), ["ship"]);
 }
 
-/// Bad input: one `treekite: error:` line, exit 2, and nothing ran.
-fn assert_bad_input(f: &Fixture, args: &[&str], message: &str) {
-    let out = f.run(args).code(2);
-    let err = stderr(&out);
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one line: {err}");
-    assert!(lines[0].starts_with("treekite: error: "), "{err}");
-    assert!(lines[0].contains(message), "expected {message:?} in {err}");
-    assert!(!f.exists("marker"), "nothing may run on bad input");
-    assert!(stdout(&out).is_empty());
-}
+/// The chunk files of a pipeline directory: name and text.
+type Chunks = Vec<(&'static str, String)>;
 
-fn marker_step() -> Value {
-    json!({"label": "marker", "command": "touch marker"})
-}
-
+/// Bad input: one `treekite: error:` line, exit 2, and nothing ran. Each
+/// case is a pipeline directory (`None`: there is none), the arguments and
+/// what the error says; every directory that has chunks has a step that
+/// would leave a `marker` file.
 #[test]
-fn a_missing_directory_is_bad_input() {
-    let f = Fixture::new();
-    std::fs::remove_dir(f.pipeline()).unwrap();
-    assert_bad_input(&f, &[], "does not exist");
-}
-
-#[test]
-fn an_empty_directory_is_bad_input() {
-    let f = Fixture::new();
-    assert_bad_input(&f, &[], "holds no <phase>-chunk-<n>.json files");
-}
-
-#[test]
-fn a_missing_phase_is_bad_input() {
-    let f = Fixture::new();
-    f.chunk("build-chunk-1.json", json!([marker_step()]));
-    assert_bad_input(
-        &f,
-        &["--phase", "deploy"],
-        "no chunk file for phase `deploy`",
-    );
-}
-
-#[test]
-fn malformed_json_is_bad_input() {
-    let f = Fixture::new();
-    f.chunk("build-chunk-1.json", json!([marker_step()]))
-        .raw("build-chunk-2.json", "{\"steps\": [");
-    assert_bad_input(&f, &[], "build-chunk-2.json: not valid JSON");
-}
-
-#[test]
-fn an_unknown_dependency_is_bad_input() {
-    let f = Fixture::new();
-    f.chunk(
-        "build-chunk-1.json",
-        json!([
-            marker_step(),
-            with(step("x"), json!({"depends_on": "nope"}))
-        ]),
-    );
-    assert_bad_input(
-        &f,
-        &[],
-        "depends on \"nope\", but no step in the pipeline directory has that key",
-    );
-}
-
-#[test]
-fn a_cycle_is_bad_input() {
-    let f = Fixture::new();
-    f.chunk(
-        "build-chunk-1.json",
-        json!([
-            marker_step(),
-            with(step("a"), json!({"depends_on": "b"})),
-            with(step("b"), json!({"depends_on": ["c"]})),
-            with(step("c"), json!({"depends_on": "a"})),
-        ]),
-    );
-    assert_bad_input(&f, &[], "dependency cycle: a -> b -> c -> a");
-}
-
-#[test]
-fn a_step_depending_on_its_own_group_is_a_cycle() {
-    let f = Fixture::new();
-    f.chunk(
-        "build-chunk-1.json",
-        json!([marker_step(), {"group": "g", "key": "g", "steps": [with(step("x"), json!({"depends_on": "g"}))]}]),
-    );
-    assert_bad_input(&f, &[], "dependency cycle");
-}
-
-#[test]
-fn duplicate_keys_are_bad_input() {
-    let f = Fixture::new();
-    f.chunk("build-chunk-1.json", json!([marker_step(), step("same")]))
-        .chunk("build-chunk-2.json", json!([step("same")]));
-    assert_bad_input(&f, &[], "key \"same\" is used by both");
-}
-
-#[test]
-fn a_failing_interpolation_is_bad_input() {
-    let f = Fixture::new();
-    f.chunk(
-        "build-chunk-1.json",
-        json!([marker_step(), {"command": "deploy ${TARGET?must be set}"}]),
-    );
-    assert_bad_input(&f, &[], "steps[1].command: $TARGET: must be set");
-}
-
-#[test]
-fn a_step_without_a_type_is_bad_input() {
-    let f = Fixture::new();
-    f.chunk(
-        "build-chunk-1.json",
-        json!([marker_step(), {"label": "what am I"}]),
-    );
-    assert_bad_input(
-        &f,
-        &[],
-        "steps[1]: the agent cannot tell what kind of step this is",
-    );
-}
-
-#[test]
-fn a_dependency_on_a_later_phase_is_bad_input() {
-    let f = Fixture::new();
-    f.chunk(
-        "build-chunk-1.json",
-        json!([marker_step(), with(step("x"), json!({"depends_on": "r"}))]),
-    )
-    .chunk("release-chunk-1.json", json!([step("r")]));
-    assert_bad_input(&f, &[], "from the later phase release");
-}
-
-#[test]
-fn bad_flags_are_bad_input() {
-    let f = Fixture::new();
-    f.chunk("build-chunk-1.json", json!([marker_step()]));
-    assert_bad_input(&f, &["--env", "NOT VALID"], "--env \"NOT VALID\"");
-    assert_bad_input(&f, &["-j", "0"], "-j/--jobs must be at least 1");
+fn bad_input_is_one_error_line_and_runs_nothing() {
+    let marker = json!({"label": "marker", "command": "touch marker"});
+    let chunk = |steps: Value| json!({ "steps": steps }).to_string();
+    let first = |more: Value| {
+        let mut steps = vec![marker.clone()];
+        steps.extend(more.as_array().unwrap().iter().cloned());
+        ("build-chunk-1.json", chunk(Value::Array(steps)))
+    };
+    let cases: Vec<(&str, Option<Chunks>, &[&str], &str)> = vec![
+        ("a missing directory", None, &[], "does not exist"),
+        (
+            "an empty directory",
+            Some(vec![]),
+            &[],
+            "holds no <phase>-chunk-<n>.json files",
+        ),
+        (
+            "a missing phase",
+            Some(vec![first(json!([]))]),
+            &["--phase", "deploy"],
+            "no chunk file for phase `deploy`",
+        ),
+        (
+            "malformed JSON",
+            Some(vec![
+                first(json!([])),
+                ("build-chunk-2.json", "{\"steps\": [".to_owned()),
+            ]),
+            &[],
+            "build-chunk-2.json: not valid JSON",
+        ),
+        (
+            "an unknown dependency",
+            Some(vec![first(json!([with(
+                step("x"),
+                json!({"depends_on": "nope"})
+            )]))]),
+            &[],
+            "depends on \"nope\", but no step in the pipeline directory has that key",
+        ),
+        (
+            "a cycle",
+            Some(vec![first(json!([
+                with(step("a"), json!({"depends_on": "b"})),
+                with(step("b"), json!({"depends_on": ["c"]})),
+                with(step("c"), json!({"depends_on": "a"})),
+            ]))]),
+            &[],
+            "dependency cycle: a -> b -> c -> a",
+        ),
+        (
+            "a step depending on its own group (a cycle)",
+            Some(vec![first(json!([
+                {"group": "g", "key": "g", "steps": [with(step("x"), json!({"depends_on": "g"}))]}
+            ]))]),
+            &[],
+            "dependency cycle",
+        ),
+        (
+            "duplicate keys",
+            Some(vec![
+                first(json!([step("same")])),
+                ("build-chunk-2.json", chunk(json!([step("same")]))),
+            ]),
+            &[],
+            "key \"same\" is used by both",
+        ),
+        (
+            "a failing interpolation",
+            Some(vec![first(json!([
+                {"command": "deploy ${TARGET?must be set}"}
+            ]))]),
+            &[],
+            "steps[1].command: $TARGET: must be set",
+        ),
+        (
+            "a step without a type",
+            Some(vec![first(json!([{"label": "what am I"}]))]),
+            &[],
+            "steps[1]: the agent cannot tell what kind of step this is",
+        ),
+        (
+            "a dependency on a later phase",
+            Some(vec![
+                first(json!([with(step("x"), json!({"depends_on": "r"}))])),
+                ("release-chunk-1.json", chunk(json!([step("r")]))),
+            ]),
+            &[],
+            "from the later phase release",
+        ),
+        (
+            "a bad --env",
+            Some(vec![first(json!([]))]),
+            &["--env", "NOT VALID"],
+            "--env \"NOT VALID\"",
+        ),
+        (
+            "no jobs",
+            Some(vec![first(json!([]))]),
+            &["-j", "0"],
+            "-j/--jobs must be at least 1",
+        ),
+    ];
+    for (case, files, args, message) in cases {
+        println!("case: {case}");
+        let f = Fixture::new();
+        match files {
+            None => std::fs::remove_dir(f.pipeline()).unwrap(),
+            Some(files) => {
+                for (name, text) in files {
+                    f.raw(name, &text);
+                }
+            }
+        }
+        let out = f.run(args);
+        assert_bad_input(out.get_output(), &[message]);
+        assert!(!f.exists("marker"), "{case}: nothing may run on bad input");
+    }
 }
 
 #[test]
@@ -780,7 +771,7 @@ fn cancel_on_build_failing_stops_and_holds_back_steps() {
         ]),
     );
     let out = f.run(&["-j", "2"]).code(1);
-    let text = stdout(&out);
+    let text = out.stdout_text();
     assert_eq!(status_of(&text, "long"), "canceled", "{text}");
     assert_eq!(status_of(&text, "later"), "not run", "{text}");
     assert_eq!(f.order(), ["regardless"]);
@@ -808,14 +799,8 @@ fn an_interrupt_stops_running_steps_and_their_children() {
             step("after"),
         ]),
     );
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("treekite"))
-        .arg("run")
-        .arg(f.pipeline())
-        .arg("--root")
-        .arg(f.root())
-        .arg("--log-dir")
-        .arg(f.logs())
-        .args(["-j", "1"])
+    let child = f
+        .run_command(&["-j", "1"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

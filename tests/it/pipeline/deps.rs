@@ -1,23 +1,20 @@
 //! `depends_on` from the derivation graph, and batching under Buildkite's
 //! jobs-per-build limit, on a small depot whose builds succeed.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use common::{NIX_CONFIG, nix, nonce, require_nix, stdout_of};
+use assert_cmd::prelude::*;
 use serde_json::Value;
 use tempfile::TempDir;
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/deps")
-}
+use super::treekite_pipeline;
+use crate::support::*;
 
-fn treekite() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("treekite").unwrap();
-    cmd.env("NIX_CONFIG", NIX_CONFIG);
-    cmd
+/// The fixture depot.
+fn depot() -> PathBuf {
+    fixture("deps")
 }
 
 /// A depot state of its own: `nonce` makes every derivation new.
@@ -27,62 +24,71 @@ struct Deps {
 
 impl Deps {
     fn new() -> Deps {
-        require_nix();
         Deps { nonce: nonce() }
+    }
+
+    /// `treekite pipeline` of the depot in this state with `extra`
+    /// arguments, into `p` in `out`.
+    fn pipeline(&self, out: &TempDir, extra: &[&str]) -> Command {
+        let mut args = vec!["--argstr", "nonce", &self.nonce];
+        args.extend(extra);
+        treekite_pipeline(&depot(), "pipeline", &out.path().join("p"), &args)
     }
 
     fn generate(&self, extra: &[&str]) -> TempDir {
         let out = tempfile::tempdir().unwrap();
-        treekite()
-            .args(["pipeline", "--root"])
-            .arg(fixture())
-            .args(["-A", "pipeline", "--out"])
-            .arg(out.path().join("p"))
-            .args(["--argstr", "nonce", &self.nonce])
-            .args(extra)
-            .assert()
-            .success();
+        self.pipeline(&out, extra).assert().success();
         out
     }
 
-    fn key(&self, attr: &str) -> String {
-        let drv = stdout_of(nix("nix-instantiate").arg(fixture()).args([
-            "-A",
-            attr,
-            "--argstr",
-            "nonce",
-            &self.nonce,
-        ]));
-        let base = drv.trim().rsplit('/').next().unwrap().to_owned();
-        format!("drv-{}", &base[..32])
+    /// The pipeline under a limit of 5 jobs: batched.
+    fn generate_batched(&self) -> TempDir {
+        let out = tempfile::tempdir().unwrap();
+        self.pipeline(&out, &["--arg", "maxJobsPerBuild", "5"])
+            .assert()
+            .success()
+            .stderr(predicates::str::contains("treekite: warning: 10 jobs would exceed maxJobsPerBuild (5); built 9 targets in 3 steps of up to 3 targets each"));
+        out
+    }
+
+    /// The `.drv` of `attr` in this depot state.
+    fn drv(&self, attr: &str) -> String {
+        instantiate([
+            depot().as_os_str(),
+            "-A".as_ref(),
+            attr.as_ref(),
+            "--argstr".as_ref(),
+            "nonce".as_ref(),
+            self.nonce.as_ref(),
+        ])
     }
 }
 
+/// The steps of the build phase, in order.
 fn build_steps(out: &TempDir) -> Vec<Value> {
-    let dir = out.path().join("p");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("build-chunk-")
-        })
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            let doc: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
-            doc["steps"].as_array().unwrap().clone()
-        })
+    chunks(&out.path().join("p"))
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("build-chunk-"))
+        .flat_map(|(_, steps)| steps)
         .collect()
 }
 
-/// label → depends_on keys.
+/// A step's label without the `:nix: ` of target steps.
+fn label(step: &Value) -> String {
+    step["label"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(":nix: ")
+        .to_owned()
+}
+
+/// label → the labels of the steps it depends on, for the steps that have
+/// `depends_on`: a key that names no step fails the test.
 fn edges(steps: &[Value]) -> BTreeMap<String, Vec<String>> {
+    let label_of: BTreeMap<&str, String> = steps
+        .iter()
+        .map(|s| (s["key"].as_str().unwrap(), label(s)))
+        .collect();
     steps
         .iter()
         .filter(|s| s.get("depends_on").is_some())
@@ -91,42 +97,48 @@ fn edges(steps: &[Value]) -> BTreeMap<String, Vec<String>> {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|d| d.as_str().unwrap().to_owned())
+                .map(|d| {
+                    let key = d.as_str().unwrap();
+                    label_of
+                        .get(key)
+                        .unwrap_or_else(|| panic!("{} depends on {key}, no step's key", label(s)))
+                        .clone()
+                })
                 .collect();
-            (
-                s["label"]
-                    .as_str()
-                    .unwrap()
-                    .trim_start_matches(":nix: ")
-                    .to_owned(),
-                deps,
-            )
+            (label(s), deps)
         })
         .collect()
 }
+
+/// The step holding //base, which //alias names too.
+const BASE: &str = "alias, base";
 
 #[test]
 fn targets_depend_on_the_nearest_targets_they_need() {
     let deps = Deps::new();
     let out = deps.generate(&[]);
-    let k = |attr: &str| deps.key(attr);
     let expected: BTreeMap<String, Vec<String>> = [
-        ("alias, base", vec![]),
-        ("d1", vec![k("base")]),
-        ("d2", vec![k("base")]),
+        (BASE, vec![]),
+        ("d1", vec![BASE]),
+        ("d2", vec![BASE]),
         ("leaf", vec![]),
         ("pkgs:sub", vec![]),
         // The diamond: only the nearest targets, not //base below them.
-        ("top", vec![k("d1"), k("d2")]),
+        ("top", vec!["d1", "d2"]),
         // A subtarget is a target like any other.
-        ("user", vec![k("pkgs.sub")]),
+        ("user", vec!["pkgs:sub"]),
         // //alias and //base are one step, so one edge; the extra dep stays.
-        ("usesAlias", vec!["extra-check".to_owned(), k("base")]),
+        ("usesAlias", vec!["extra check", BASE]),
         // Through the non-target intermediate and toolchain.
-        ("viaTool", vec![k("base")]),
+        ("viaTool", vec![BASE]),
     ]
     .into_iter()
-    .map(|(label, keys)| (label.to_owned(), keys))
+    .map(|(label, needs)| {
+        (
+            label.to_owned(),
+            needs.into_iter().map(str::to_owned).collect(),
+        )
+    })
     .collect();
     assert_eq!(edges(&build_steps(&out)), expected);
 }
@@ -136,9 +148,7 @@ fn unchanged_targets_are_not_waited_for() {
     let deps = Deps::new();
     let first = deps.generate(&[]);
     // A drvmap in which only //base (and its alias) are unchanged.
-    let drvmap: Value =
-        serde_json::from_str(&std::fs::read_to_string(first.path().join("p/drvmap.json")).unwrap())
-            .unwrap();
+    let drvmap = read_json(first.path().join("p/drvmap.json"));
     let partial = serde_json::json!({ "base": drvmap["base"], "alias": drvmap["alias"] });
     let file = first.path().join("partial.json");
     std::fs::write(&file, partial.to_string()).unwrap();
@@ -148,11 +158,11 @@ fn unchanged_targets_are_not_waited_for() {
     let by_label = edges(&steps);
     assert_eq!(by_label["d1"], Vec::<String>::new());
     assert_eq!(by_label["viaTool"], Vec::<String>::new());
-    assert_eq!(by_label["usesAlias"], ["extra-check"]);
-    assert_eq!(by_label["top"], [deps.key("d1"), deps.key("d2")]);
+    assert_eq!(by_label["usesAlias"], ["extra check"]);
+    assert_eq!(by_label["top"], ["d1", "d2"]);
     let base = steps
         .iter()
-        .find(|s| s["label"] == ":nix: alias, base")
+        .find(|s| s["label"] == format!(":nix: {BASE}"))
         .unwrap();
     assert_eq!(base["skip"], "Target has not changed.");
 }
@@ -161,26 +171,25 @@ fn unchanged_targets_are_not_waited_for() {
 fn dependencies_can_be_turned_off() {
     let deps = Deps::new();
     let out = deps.generate(&["--arg", "dependencies", "false"]);
-    for (label, keys) in edges(&build_steps(&out)) {
+    for (label, needs) in edges(&build_steps(&out)) {
         let expected: &[&str] = if label == "usesAlias" {
-            &["extra-check"]
+            &["extra check"]
         } else {
             &[]
         };
-        assert_eq!(keys, expected, "{label}");
+        assert_eq!(needs, expected, "{label}");
     }
 }
 
-/// The batch (step key) each target's key ended up in.
+/// The batch (step key) each target's `.drv` ended up in.
 fn batch_of(steps: &[Value], deps: &Deps, attrs: &[&str]) -> BTreeMap<String, String> {
     attrs
         .iter()
         .map(|attr| {
-            let drv_key = deps.key(attr);
-            let hash = drv_key.trim_start_matches("drv-");
+            let drv = deps.drv(attr);
             let step = steps
                 .iter()
-                .find(|s| s["command"].as_str().unwrap().contains(hash))
+                .find(|s| s["command"].as_str().unwrap().contains(&drv))
                 .unwrap_or_else(|| panic!("no step builds {attr}"));
             (attr.to_string(), step["key"].as_str().unwrap().to_owned())
         })
@@ -190,7 +199,7 @@ fn batch_of(steps: &[Value], deps: &Deps, attrs: &[&str]) -> BTreeMap<String, St
 #[test]
 fn batching_keeps_every_dependency() {
     let deps = Deps::new();
-    let out = treekite_batched(&deps);
+    let out = deps.generate_batched();
     let steps = build_steps(&out);
     assert!(
         steps.len() <= 5,
@@ -244,45 +253,23 @@ fn batching_keeps_every_dependency() {
     }
 }
 
-fn treekite_batched(deps: &Deps) -> TempDir {
-    let out = tempfile::tempdir().unwrap();
-    treekite()
-        .args(["pipeline", "--root"])
-        .arg(fixture())
-        .args(["-A", "pipeline", "--out"])
-        .arg(out.path().join("p"))
-        .args(["--argstr", "nonce", &deps.nonce, "--arg", "maxJobsPerBuild", "5"])
-        .assert()
-        .success()
-        .stderr(predicates::str::contains("treekite: warning: 10 jobs would exceed maxJobsPerBuild (5); built 9 targets in 3 steps of up to 3 targets each"));
-    out
-}
-
 /// The batched pipeline really runs: every batch starts only after the
 /// batches it needs have passed, even with two steps at once.
 #[test]
 fn a_batched_pipeline_runs_in_dependency_order() {
     let deps = Deps::new();
-    let out = treekite_batched(&deps);
+    let out = deps.generate_batched();
     let run = treekite()
         .arg("run")
         .arg(out.path().join("p"))
         .args(["-j", "2", "--branch", "main", "--log-dir"])
         .arg(out.path().join("logs"))
         .arg("--root")
-        .arg(fixture())
+        .arg(depot())
         .assert()
         .success();
-    let stderr = String::from_utf8(run.get_output().stderr.clone()).unwrap();
-    let events: Vec<(String, String)> = stderr
-        .lines()
-        .filter_map(|line| {
-            let line = line.trim_start();
-            let (event, rest) = line.split_once("  ")?;
-            Some((event.to_owned(), rest.split("  (").next()?.to_owned()))
-        })
-        .filter(|(event, _)| event == "started" || event == "passed")
-        .collect();
+    let stderr = run.stderr_text();
+    let events = progress(&stderr);
     let when = |event: &str, label: &str| {
         events
             .iter()
@@ -314,18 +301,8 @@ fn a_batched_pipeline_runs_in_dependency_order() {
     assert!(checked >= 3, "too few edges to prove anything: {steps:#?}");
     // Every target was built, each by its batch.
     for attr in ["base", "top", "user", "viaTool"] {
-        let out_path = stdout_of(
-            nix("nix-store").args(["--query", "--outputs"]).arg(
-                stdout_of(nix("nix-instantiate").arg(fixture()).args([
-                    "-A",
-                    attr,
-                    "--argstr",
-                    "nonce",
-                    &deps.nonce,
-                ]))
-                .trim(),
-            ),
-        );
-        assert!(Path::new(out_path.trim()).exists(), "{attr} was not built");
+        for output in outputs_of(&deps.drv(attr)) {
+            assert!(Path::new(&output).exists(), "{attr} was not built");
+        }
     }
 }

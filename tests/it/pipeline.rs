@@ -1,91 +1,112 @@
 //! `treekite pipeline` on a fixture depot whose every builder fails: making
 //! the pipeline must succeed, so it provably builds nothing.
 
-mod common;
+mod deps;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
-use common::{NIX_CONFIG, nix, require_nix, stdout_of};
+use assert_cmd::prelude::*;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipeline")
+use crate::support::*;
+
+/// The names of the fixture's `weird` subtargets (its weird/default.nix
+/// spells them by hand).
+const WEIRD_NAMES: [&str; 9] = [
+    "a b",
+    "x\"y",
+    "$HOME",
+    "${x}",
+    "back\\slash",
+    "back\\$dollar",
+    "new\nline",
+    "é",
+    "it's",
+];
+
+/// `treekite pipeline --root ROOT -A ATTR --out OUT ARGS`, which evaluates
+/// with Nix.
+fn treekite_pipeline(root: &Path, attr: &str, out: &Path, args: &[&str]) -> Command {
+    require_nix();
+    let mut cmd = treekite();
+    cmd.args(["pipeline", "--root"])
+        .arg(root)
+        .args(["-A", attr, "--out"])
+        .arg(out)
+        .args(args);
+    cmd
 }
 
-/// Checks `files` together, as the uploads of one build, with bkcheck.
-fn assert_bkcheck_accepts(files: &[PathBuf]) {
-    let result = Command::new("python3")
-        .arg(bkcheck())
-        .args(files)
-        .output()
-        .unwrap();
-    assert!(
-        result.status.success(),
-        "bkcheck rejected {files:?}: {}{}",
-        String::from_utf8_lossy(&result.stdout),
-        String::from_utf8_lossy(&result.stderr)
-    );
-}
-
-fn bkcheck() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/buildkite/bkcheck.py")
+/// The fixture depot.
+fn depot() -> PathBuf {
+    fixture("pipeline")
 }
 
 /// The `.drv` of an attribute of the fixture depot.
 fn drv(attr: &str) -> String {
-    stdout_of(nix("nix-instantiate").arg(fixture()).args(["-A", attr]))
-        .trim()
-        .to_owned()
+    instantiate([depot().as_os_str(), "-A".as_ref(), attr.as_ref()])
 }
 
-fn key(drv: &str) -> String {
-    let base = drv.rsplit('/').next().unwrap();
-    format!("drv-{}", &base[..32])
+/// The `.drv` of `weird.<name>`: `-A` cannot spell every name, so the name
+/// goes in as data.
+fn weird_drv(name: &str) -> String {
+    NixExpr::new("{ depotDir, name }: (import (/. + depotDir) { }).weird.${name}")
+        .arg("depotDir", depot())
+        .arg("name", name)
+        .instantiate()
 }
 
 /// Runs `treekite pipeline` on the fixture with `extra` arguments, into a
 /// fresh directory, and returns it.
 fn generate(attr: &str, extra: &[&str]) -> TempDir {
-    require_nix();
     let out = tempfile::tempdir().unwrap();
-    treekite()
-        .args(["pipeline", "--root"])
-        .arg(fixture())
-        .args(["-A", attr, "--out"])
-        .arg(out.path())
-        .args(extra)
+    treekite_pipeline(&depot(), attr, out.path(), extra)
         .assert()
         .success();
     out
 }
 
-fn treekite() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("treekite").unwrap();
-    cmd.env("NIX_CONFIG", NIX_CONFIG);
-    cmd
+/// Asserts that `treekite pipeline -A ATTR ARGS` exits `code`, saying
+/// `message` (anywhere on stderr: Nix's error comes before treekite's),
+/// and makes no output directory.
+fn assert_cannot_make(attr: &str, args: &[&str], code: i32, message: &str) {
+    let out = tempfile::tempdir().unwrap();
+    treekite_pipeline(&depot(), attr, &out.path().join("p"), args)
+        .assert()
+        .code(code)
+        .stderr(predicates::str::contains(message));
+    assert!(!out.path().join("p").exists());
 }
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+/// The chunk files in a generated directory.
+fn chunk_files(dir: &Path) -> Vec<PathBuf> {
+    chunks(dir).keys().map(|f| dir.join(f)).collect()
 }
 
-/// All chunk files, by name.
-fn chunks(dir: &Path) -> BTreeMap<String, Vec<Value>> {
-    std::fs::read_dir(dir)
+/// `python3 bkcheck.py ARGS`: ../shared/buildkite/bkcheck.py checks files
+/// together, as the uploads of one build.
+fn bkcheck(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new("python3")
+        .arg(repo().join("../shared/buildkite/bkcheck.py"))
+        .args(args)
+        .output()
         .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.contains("-chunk-"))
-        .map(|name| {
-            let steps = read_json(&dir.join(&name))["steps"]
-                .as_array()
-                .unwrap()
-                .clone();
-            (name, steps)
-        })
-        .collect()
+}
+
+/// Checks every chunk file in `dir` with bkcheck.
+fn assert_bkcheck_accepts(dir: &Path) {
+    let files = chunk_files(dir);
+    let args: Vec<&std::ffi::OsStr> = files.iter().map(|f| f.as_os_str()).collect();
+    let result = bkcheck(&args);
+    assert!(
+        result.status.success(),
+        "bkcheck rejected {files:?}: {}{}",
+        result.stdout_text(),
+        result.stderr_text()
+    );
 }
 
 fn steps(dir: &Path, file: &str) -> Vec<Value> {
@@ -99,6 +120,36 @@ fn step_labelled<'a>(steps: &'a [Value], label: &str) -> &'a Value {
         .iter()
         .find(|s| s["label"] == label || s["group"] == label)
         .unwrap_or_else(|| panic!("no step labelled {label:?} in {steps:#?}"))
+}
+
+/// The `.drv`s a step's command builds (`--drv '…'`).
+fn drvs_of(step: &Value) -> Vec<String> {
+    let command = step["command"].as_str().unwrap_or_default();
+    command
+        .split("--drv '")
+        .skip(1)
+        .map(|rest| rest.split('\'').next().unwrap().to_owned())
+        .collect()
+}
+
+/// The steps that build targets (a batch of them, when batched): labelled
+/// `:nix: …`, with a `.drv` to build.
+fn target_steps(steps: &[Value]) -> Vec<&Value> {
+    steps
+        .iter()
+        .filter(|s| s["label"].as_str().is_some_and(|l| l.starts_with(":nix: ")))
+        .filter(|s| !drvs_of(s).is_empty())
+        .collect()
+}
+
+/// The jobs Buildkite counts for the steps of `files`: one a step, and one
+/// for each step in a group.
+fn jobs(files: &BTreeMap<String, Vec<Value>>) -> usize {
+    files
+        .values()
+        .flatten()
+        .map(|s| 1 + s["steps"].as_array().map_or(0, Vec::len))
+        .sum()
 }
 
 #[test]
@@ -117,9 +168,8 @@ fn making_the_pipeline_builds_nothing() {
     ] {
         let drv = drv(attr);
         assert!(Path::new(&drv).exists());
-        let outputs = stdout_of(nix("nix-store").args(["--query", "--outputs", &drv]));
-        for output in outputs.lines() {
-            assert!(!Path::new(output).exists(), "{output} was built");
+        for output in outputs_of(&drv) {
+            assert!(!Path::new(&output).exists(), "{output} was built");
         }
     }
 }
@@ -133,11 +183,11 @@ fn target_steps_are_tvl_shaped() {
         step_labelled(&build, ":nix: app"),
         &json!({
             "label": ":nix: app",
-            "key": key(&app),
+            "key": key_for_drv(&app),
             "command": format!("treekite build --drv '{app}' --attr-path '[\"app\"]'"),
             "env": { "READTREE_TARGET": "app" },
             "skip": false,
-            "depends_on": [key(&tools)],
+            "depends_on": [key_for_drv(&tools)],
             "timeout_in_minutes": 3,
             "priority": 2,
         })
@@ -161,7 +211,7 @@ fn extra_steps_run_their_script_in_the_step() {
             path_of("check")
         )
     );
-    assert_eq!(check["depends_on"], json!([key(&app)]));
+    assert_eq!(check["depends_on"], json!([key_for_drv(&app)]));
     assert!(check["key"].as_str().unwrap().starts_with("extra-step-"));
 
     let lint = step_labelled(&build, ":gear: Lint (from app)");
@@ -207,7 +257,7 @@ fn a_prompt_makes_a_group_with_a_block() {
         &json!({
             "group": "deploy (from app)",
             "key": format!("{step_key}-group"),
-            "depends_on": [key(&app)],
+            "depends_on": [key_for_drv(&app)],
             "skip": false,
             "steps": [
                 {
@@ -242,18 +292,12 @@ fn active_phases_limit_what_is_generated() {
 
 #[test]
 fn an_unknown_phase_is_named() {
-    let out = tempfile::tempdir().unwrap();
-    treekite()
-        .args(["pipeline", "--root"])
-        .arg(fixture())
-        .args(["-A", "unknownPhase", "--out"])
-        .arg(out.path().join("p"))
-        .assert()
-        .failure()
-        .stderr(predicates::str::contains(
-            "extra step 'ship' of tools: phase 'deploy' is not one of the pipeline's phases (build, release)",
-        ));
-    assert!(!out.path().join("p").exists());
+    assert_cannot_make(
+        "unknownPhase",
+        &[],
+        1,
+        "extra step 'ship' of tools: phase 'deploy' is not one of the pipeline's phases (build, release)",
+    );
 }
 
 #[test]
@@ -299,14 +343,14 @@ fn unchanged_targets_are_skipped_unless_always_run() {
 fn targets_sharing_a_derivation_share_a_step() {
     let out = generate("pipeline", &[]);
     let build = steps(out.path(), "build-chunk-1.json");
-    let tools = key(&drv("tools"));
+    let tools = key_for_drv(&drv("tools"));
     let with_key: Vec<&Value> = build
         .iter()
         .filter(|s| s["key"] == tools.as_str())
         .collect();
     assert_eq!(with_key.len(), 1);
     assert_eq!(with_key[0]["label"], ":nix: alias, tools");
-    let map = read_json(&out.path().join("drvmap.json"));
+    let map = read_json(out.path().join("drvmap.json"));
     assert_eq!(map["alias"]["drvPath"], map["tools"]["drvPath"]);
 }
 
@@ -338,27 +382,17 @@ fn every_generated_file_passes_bkcheck() {
         ("chunked", vec![]),
         ("pipeline", vec!["--arg", "activePhases", "[ \"release\" ]"]),
     ] {
-        let out = generate(attr, &extra);
-        let files: Vec<PathBuf> = chunks(out.path())
-            .keys()
-            .map(|f| out.path().join(f))
-            .collect();
-        assert_bkcheck_accepts(&files);
+        assert_bkcheck_accepts(generate(attr, &extra).path());
     }
 }
 
 /// A stand-in for treekite that records its arguments, NUL-separated.
 fn recording_treekite(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let script = bin.join("treekite");
-    std::fs::write(
-        &script,
+    write_executable(
+        &bin.join("treekite"),
         "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > \"$ARGV_FILE\"\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     bin
 }
 
@@ -367,22 +401,11 @@ fn hostile_names_reach_treekite_intact() {
     let out = generate("pipeline", &[]);
     // What the agent would run: the files after upload-time interpolation.
     let uploaded = tempfile::tempdir().unwrap();
-    let files: Vec<PathBuf> = chunks(out.path())
-        .keys()
-        .map(|f| out.path().join(f))
-        .collect();
-    let check = Command::new("python3")
-        .arg(bkcheck())
-        .arg("--interpolate-out")
-        .arg(uploaded.path())
-        .args(&files)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    let files = chunk_files(out.path());
+    let mut args = vec!["--interpolate-out".as_ref(), uploaded.path().as_os_str()];
+    args.extend(files.iter().map(|f| f.as_os_str()));
+    let check = bkcheck(&args);
+    assert!(check.status.success(), "{}", check.stdout_text());
 
     let build = steps(uploaded.path(), "build-chunk-1.json");
     let bin = recording_treekite(uploaded.path());
@@ -400,7 +423,7 @@ fn hostile_names_reach_treekite_intact() {
             .status()
             .unwrap();
         assert!(status.success());
-        let argv = std::fs::read_to_string(&argv_file).unwrap();
+        let argv = read(&argv_file);
         let argv: Vec<&str> = argv.trim_end_matches('\0').split('\0').collect();
         assert_eq!(
             [argv[0], argv[1], argv[3]],
@@ -410,42 +433,16 @@ fn hostile_names_reach_treekite_intact() {
         assert_eq!(attr_path[0], "weird");
         received.insert(attr_path[1].clone(), argv[2].to_owned());
     }
-    let names = [
-        "a b",
-        "x\"y",
-        "$HOME",
-        "${x}",
-        "back\\slash",
-        "back\\$dollar",
-        "new\nline",
-        "é",
-        "it's",
-    ];
-    assert_eq!(received.keys().collect::<Vec<_>>(), {
-        let mut n = names.to_vec();
-        n.sort();
-        n
-    });
+    let mut names = WEIRD_NAMES.to_vec();
+    names.sort();
+    assert_eq!(received.keys().collect::<Vec<_>>(), names);
     for name in names {
         assert_eq!(received[name], weird_drv(name), "the .drv of {name:?}");
     }
 }
 
-/// The `.drv` of `weird.<name>`: `-A` cannot spell every name, so the name
-/// goes in as data.
-fn weird_drv(name: &str) -> String {
-    let expr = format!(
-        "{{ name }}: (import {} {{ }}).weird.${{name}}",
-        fixture().display()
-    );
-    stdout_of(nix("nix-instantiate").args(["--expr", &expr, "--argstr", "name", name]))
-        .trim()
-        .to_owned()
-}
-
 #[test]
 fn bad_input_leaves_the_output_untouched() {
-    require_nix();
     let out = tempfile::tempdir().unwrap();
     let pipeline = out.path().join("pipeline");
     std::fs::create_dir(&pipeline).unwrap();
@@ -456,29 +453,13 @@ fn bad_input_leaves_the_output_untouched() {
         ("broken", 1, "evaluating broken in"),
     ];
     for (attr, code, message) in cases {
-        let assert = treekite()
-            .args(["pipeline", "--root"])
-            .arg(fixture())
-            .args(["-A", attr, "--out"])
-            .arg(&pipeline)
-            .assert()
-            .code(code)
-            .stdout("");
-        let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
-        let last = stderr.lines().last().unwrap();
-        assert!(
-            last.starts_with("treekite: error: ") && last.contains(message),
-            "{attr}: {stderr}"
-        );
-        let names: Vec<_> = std::fs::read_dir(&pipeline)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["build-chunk-1.json"]);
-        assert_eq!(
-            std::fs::read_to_string(pipeline.join("build-chunk-1.json")).unwrap(),
-            "old"
-        );
+        println!("case: {attr}");
+        let output = treekite_pipeline(&depot(), attr, &pipeline, &[])
+            .output()
+            .unwrap();
+        assert_error(&output, code, &[message]);
+        assert_eq!(entries(&pipeline), [pipeline.join("build-chunk-1.json")]);
+        assert_eq!(read(pipeline.join("build-chunk-1.json")), "old");
     }
     let leftovers = std::fs::read_dir(out.path()).unwrap().count();
     assert_eq!(leftovers, 1, "staging directories were left behind");
@@ -486,16 +467,12 @@ fn bad_input_leaves_the_output_untouched() {
 
 #[test]
 fn not_a_pipeline_says_what_it_is() {
-    require_nix();
-    let out = tempfile::tempdir().unwrap();
-    treekite()
-        .args(["pipeline", "--root"])
-        .arg(fixture())
-        .args(["-A", "notAPipeline", "--out"])
-        .arg(out.path().join("p"))
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains("is not a pipeline (it evaluates to a set with hello); point -A at the result of nix/buildkite's mkPipeline"));
+    assert_cannot_make(
+        "notAPipeline",
+        &[],
+        2,
+        "is not a pipeline (it evaluates to a set with hello); point -A at the result of nix/buildkite's mkPipeline",
+    );
 }
 
 #[test]
@@ -511,11 +488,7 @@ fn an_extra_step_needing_a_target_skipped_by_its_metadata_says_so() {
         report["command"],
         "echo 'report needs the output of tools, which is not built: not today' >&2; exit 1"
     );
-    let files: Vec<PathBuf> = chunks(out.path())
-        .keys()
-        .map(|f| out.path().join(f))
-        .collect();
-    assert_bkcheck_accepts(&files);
+    assert_bkcheck_accepts(out.path());
 }
 
 #[test]
@@ -526,43 +499,15 @@ fn batching_keeps_to_the_job_limit_and_to_every_dependency() {
     let out = generate("pipeline", &["--arg", "maxJobsPerBuild", "10"]);
     let files = chunks(out.path());
     let all: Vec<&Value> = files.values().flatten().collect();
-    let jobs: usize = all
-        .iter()
-        .map(|s| 1 + s["steps"].as_array().map_or(0, Vec::len))
-        .sum();
-    assert!(jobs <= 10, "{jobs} jobs");
+    assert!(jobs(&files) <= 10, "{} jobs", jobs(&files));
 
     // Every built target is in exactly one step's command, once.
     let build = &files["build-chunk-1.json"];
-    let drvs_of = |step: &Value| -> Vec<String> {
-        let command = step["command"].as_str().unwrap_or_default();
-        command
-            .split("--drv '")
-            .skip(1)
-            .map(|rest| rest.split('\'').next().unwrap().to_owned())
-            .collect()
-    };
-    let target_steps: Vec<&Value> = build
-        .iter()
-        .filter(|s| s["label"].as_str().unwrap().starts_with(":nix: "))
-        .collect();
-    let mut built: Vec<String> = target_steps.iter().flat_map(|s| drvs_of(s)).collect();
+    let batches = target_steps(build);
+    let mut built: Vec<String> = batches.iter().flat_map(|s| drvs_of(s)).collect();
     built.sort();
     let mut expected = vec![drv("tools"), drv("app")];
-    expected.extend(
-        [
-            "a b",
-            "x\"y",
-            "$HOME",
-            "${x}",
-            "back\\slash",
-            "back\\$dollar",
-            "new\nline",
-            "é",
-            "it's",
-        ]
-        .map(weird_drv),
-    );
+    expected.extend(WEIRD_NAMES.map(weird_drv));
     expected.sort();
     assert_eq!(built, expected);
 
@@ -570,7 +515,7 @@ fn batching_keeps_to_the_job_limit_and_to_every_dependency() {
     // the batch holding their parent.
     let keys: Vec<&str> = all.iter().filter_map(|s| s["key"].as_str()).collect();
     let batch_of = |drv: &str| {
-        target_steps
+        batches
             .iter()
             .find(|s| drvs_of(s).iter().any(|d| d == drv))
             .unwrap()["key"]
@@ -580,10 +525,7 @@ fn batching_keeps_to_the_job_limit_and_to_every_dependency() {
     };
     let (tools, app) = (batch_of(&drv("tools")), batch_of(&drv("app")));
     if tools != app {
-        let app_step = target_steps
-            .iter()
-            .find(|s| s["key"] == app.as_str())
-            .unwrap();
+        let app_step = batches.iter().find(|s| s["key"] == app.as_str()).unwrap();
         assert!(
             app_step["depends_on"]
                 .as_array()
@@ -600,24 +542,17 @@ fn batching_keeps_to_the_job_limit_and_to_every_dependency() {
             assert!(keys.contains(&dep.as_str().unwrap()), "{dep} names no step");
         }
     }
-    let paths: Vec<PathBuf> = files.keys().map(|f| out.path().join(f)).collect();
-    assert_bkcheck_accepts(&paths);
+    assert_bkcheck_accepts(out.path());
 }
 
 #[test]
 fn a_job_limit_batching_cannot_meet_is_an_error() {
-    let out = tempfile::tempdir().unwrap();
-    treekite()
-        .args(["pipeline", "--root"])
-        .arg(fixture())
-        .args(["-A", "pipeline", "--arg", "maxJobsPerBuild", "9", "--out"])
-        .arg(out.path().join("p"))
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains(
-            "leaves 2 steps for the targets within maxJobsPerBuild (9), but batching needs 3",
-        ));
-    assert!(!out.path().join("p").exists());
+    assert_cannot_make(
+        "pipeline",
+        &["--arg", "maxJobsPerBuild", "9"],
+        2,
+        "leaves 2 steps for the targets within maxJobsPerBuild (9), but batching needs 3",
+    );
 }
 
 #[test]
@@ -625,7 +560,7 @@ fn batching_keeps_skipped_targets_apart_from_the_rest() {
     // A parent drvmap naming tools and every other weird target: skipped
     // and unskipped targets alternate in dependency order.
     let first = generate("pipeline", &[]);
-    let Value::Object(full) = read_json(&first.path().join("drvmap.json")) else {
+    let Value::Object(full) = read_json(first.path().join("drvmap.json")) else {
         panic!("a drvmap is a set")
     };
     let mut weird: Vec<&String> = full.keys().filter(|k| k.starts_with("weird:")).collect();
@@ -654,16 +589,8 @@ fn batching_keeps_skipped_targets_apart_from_the_rest() {
         ],
     );
     let files = chunks(out.path());
-    let all: Vec<&Value> = files.values().flatten().collect();
-    let jobs: usize = all
-        .iter()
-        .map(|s| 1 + s["steps"].as_array().map_or(0, Vec::len))
-        .sum();
-    assert!(jobs <= 10, "{jobs} jobs");
-    for step in files["build-chunk-1.json"]
-        .iter()
-        .filter(|s| s["key"].as_str().unwrap().starts_with("drv-"))
-    {
+    assert!(jobs(&files) <= 10, "{} jobs", jobs(&files));
+    for step in target_steps(&files["build-chunk-1.json"]) {
         let targets: Vec<&str> = step["env"]["READTREE_TARGET"]
             .as_str()
             .unwrap()
@@ -678,6 +605,5 @@ fn batching_keeps_skipped_targets_apart_from_the_rest() {
             assert_eq!(named, skipped, "{target} in {step:#}");
         }
     }
-    let paths: Vec<PathBuf> = files.keys().map(|f| out.path().join(f)).collect();
-    assert_bkcheck_accepts(&paths);
+    assert_bkcheck_accepts(out.path());
 }

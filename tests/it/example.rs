@@ -1,56 +1,35 @@
 //! The example depot end to end, as the README's main command runs it:
 //! `treekite pipeline`, then `treekite run`, in a git checkout of its own.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{Checkout, NIX_CONFIG, require_nix};
+use assert_cmd::prelude::*;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::*;
 
 /// Copies the tracked files under `dirs` (as a fresh clone would have them)
 /// into `to`.
 fn copy_tracked(dirs: &[&str], to: &Path) {
-    let listed = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo())
-        .args(["ls-files", "-z", "--"])
-        .args(dirs)
-        .output()
-        .unwrap();
-    assert!(listed.status.success());
-    for file in String::from_utf8(listed.stdout)
-        .unwrap()
-        .split('\0')
-        .filter(|f| !f.is_empty())
-    {
+    let listed = stdout_of(
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo())
+            .args(["ls-files", "-z", "--"])
+            .args(dirs),
+    );
+    for file in listed.split('\0').filter(|f| !f.is_empty()) {
         let target = to.join(file);
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         std::fs::copy(repo().join(file), target).unwrap();
     }
 }
 
-fn treekite(gcroots: &Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("treekite").unwrap();
-    cmd.env("NIX_CONFIG", NIX_CONFIG)
-        .env("TREEKITE_GCROOTS", gcroots);
-    cmd
-}
-
 /// The log of the step whose label is `label` (logs are named by key, so
 /// find the key in the pipeline first).
 fn log_of(logs: &Path, pipeline: &Path, label: &str) -> String {
-    let key = std::fs::read_dir(pipeline)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_str().unwrap().contains("-chunk-"))
-        .flat_map(|p| {
-            let doc: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-            let mut steps = doc["steps"].as_array().unwrap().clone();
+    let key = chunks(pipeline)
+        .into_values()
+        .flat_map(|mut steps| {
             let inner: Vec<_> = steps
                 .iter()
                 .flat_map(|s| s["steps"].as_array().cloned().unwrap_or_default())
@@ -63,12 +42,24 @@ fn log_of(logs: &Path, pipeline: &Path, label: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned();
-    let log: PathBuf = std::fs::read_dir(logs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let log: PathBuf = entries(logs)
+        .into_iter()
         .find(|p| p.file_name().unwrap().to_str().unwrap().contains(&key))
         .unwrap_or_else(|| panic!("no log for {label:?} in {}", logs.display()));
-    std::fs::read_to_string(log).unwrap()
+    read(log)
+}
+
+/// `treekite pipeline` of the example depot at `depot` into `pipeline`,
+/// GC roots in `gcroots`.
+fn generate(depot: &Path, pipeline: &Path, gcroots: &Path) {
+    treekite()
+        .gcroots(gcroots)
+        .args(["pipeline", "--root"])
+        .arg(depot)
+        .args(["-A", "ci.pipeline", "--out"])
+        .arg(pipeline)
+        .assert()
+        .success();
 }
 
 #[test]
@@ -85,14 +76,9 @@ fn the_example_pipeline_runs_end_to_end_and_leaves_the_checkout_clean() {
     );
     let depot = checkout.path().join("examples");
 
-    treekite(&gcroots)
-        .args(["pipeline", "--root"])
-        .arg(&depot)
-        .args(["-A", "ci.pipeline", "--out"])
-        .arg(&pipeline)
-        .assert()
-        .success();
-    let run = treekite(&gcroots)
+    generate(&depot, &pipeline, &gcroots);
+    let run = treekite()
+        .gcroots(&gcroots)
         .arg("run")
         .arg(&pipeline)
         .arg("--root")
@@ -101,8 +87,8 @@ fn the_example_pipeline_runs_end_to_end_and_leaves_the_checkout_clean() {
         .arg(&logs)
         .assert()
         .success();
-    let stdout = String::from_utf8(run.get_output().stdout.clone()).unwrap();
-    let stderr = String::from_utf8(run.get_output().stderr.clone()).unwrap();
+    let stdout = run.stdout_text();
+    let stderr = run.stderr_text();
 
     // Every step ran; the lint's failure is soft, so the run passed.
     assert!(stdout.contains("8 steps in"), "{stdout}");
@@ -113,19 +99,15 @@ fn the_example_pipeline_runs_end_to_end_and_leaves_the_checkout_clean() {
 
     // Dependencies first: greeting, then shout, then hello, then its
     // extra steps; the release phase after the build phase.
-    let finished: Vec<&str> = stderr
-        .lines()
-        .filter_map(|l| {
-            l.trim_start()
-                .strip_prefix("passed  ")
-                .or_else(|| l.trim_start().strip_prefix("soft-failed  "))
-        })
-        .map(|l| l.split("  (").next().unwrap())
+    let finished: Vec<String> = progress(&stderr)
+        .into_iter()
+        .filter(|(event, _)| event == "passed" || event == "soft-failed")
+        .map(|(_, label)| label)
         .collect();
     let at = |label: &str| {
         finished
             .iter()
-            .position(|l| *l == label)
+            .position(|l| l == label)
             .unwrap_or_else(|| panic!("{label} did not finish: {stderr}"))
     };
     assert!(at(":nix: libs/greeting") < at(":nix: libs/shout"));
@@ -157,8 +139,7 @@ fn the_example_pipeline_runs_end_to_end_and_leaves_the_checkout_clean() {
 
     // ./result is there, and git does not show it (nor anything else).
     assert!(depot.join("result/bin/hello").exists());
-    assert_eq!(checkout.status(), "");
-    assert_eq!(checkout.gitignore(), Checkout::GITIGNORE);
+    checkout.assert_clean();
 }
 
 #[test]
@@ -166,15 +147,9 @@ fn without_unblock_the_release_phase_stops_at_its_prompt() {
     require_nix();
     let work = tempfile::tempdir().unwrap();
     let (pipeline, gcroots) = (work.path().join("pipeline"), work.path().join("gcroots"));
-    let depot = repo().join("examples");
-    treekite(&gcroots)
-        .args(["pipeline", "--root"])
-        .arg(&depot)
-        .args(["-A", "ci.pipeline", "--out"])
-        .arg(&pipeline)
-        .assert()
-        .success();
-    let run = treekite(&gcroots)
+    generate(&repo().join("examples"), &pipeline, &gcroots);
+    let run = treekite()
+        .gcroots(&gcroots)
         .arg("run")
         .arg(&pipeline)
         .args(["--phase", "release", "--branch", "main", "--log-dir"])
@@ -183,7 +158,7 @@ fn without_unblock_the_release_phase_stops_at_its_prompt() {
         .arg(work.path())
         .assert()
         .success();
-    let stdout = String::from_utf8(run.get_output().stdout.clone()).unwrap();
+    let stdout = run.stdout_text();
     assert!(stdout.contains("blocked"), "{stdout}");
     assert!(stdout.contains("0 passed"), "{stdout}");
 }

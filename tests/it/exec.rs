@@ -1,12 +1,9 @@
 //! `treekite exec` against the real Nix store.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
-use common::*;
-use tempfile::TempDir;
+use crate::support::*;
 
 /// Scripts for the tests; `$`-expansions are the script's own (Nix leaves
 /// `$name` without braces alone).
@@ -47,28 +44,14 @@ const SCRIPTS: &str = r##"
     args = [ "-c" "echo > $bin; echo > $doc" ]; };
 "##;
 
-struct Fixture {
-    depot: Depot,
-    gcroots: TempDir,
+fn fixture() -> NixFixture {
+    NixFixture::new(SCRIPTS)
 }
 
-impl Fixture {
-    fn new() -> Fixture {
-        let depot = Depot::new();
-        depot.write("default.nix", &depot_nix(SCRIPTS));
-        Fixture {
-            depot,
-            gcroots: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn drv(&self, attr: &str) -> String {
-        self.depot.instantiate(&format!("depot.{attr}"))
-    }
-
+impl NixFixture {
     /// `treekite exec ARGS` in `cwd`.
     fn exec(&self, cwd: &Path, args: &[&str]) -> Output {
-        treekite(self.gcroots.path())
+        self.treekite()
             .arg("exec")
             .args(args)
             .current_dir(cwd)
@@ -77,154 +60,112 @@ impl Fixture {
     }
 }
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
+/// Asserts that the script exited with `code` and printed `stdout`.
+fn assert_ran(result: &Output, code: i32, stdout: &str) {
+    assert_eq!(result.status.code(), Some(code), "{}", result.stderr_text());
+    assert_eq!(result.stdout_text(), stdout);
 }
 
 #[test]
 fn arguments_and_the_exit_code_pass_through() {
-    let f = Fixture::new();
+    let f = fixture();
     let drv = f.drv("args");
     let result = f.exec(
         f.depot.path(),
         &["--drv", &drv, "--", "a b", "", "$HOME", "--drv", "é\nx"],
     );
-    assert_eq!(
-        result.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    assert_eq!(stdout(&result), "<a b>\n<>\n<$HOME>\n<--drv>\n<é\nx>\n");
+    assert_ran(&result, 3, "<a b>\n<>\n<$HOME>\n<--drv>\n<é\nx>\n");
 }
 
 #[test]
 fn a_script_killed_by_a_signal_exits_128_plus_its_number_as_in_a_shell() {
-    let f = Fixture::new();
+    let f = fixture();
     let result = f.exec(f.depot.path(), &["--drv", &f.drv("killed")]);
-    assert_eq!(
-        result.status.code(),
-        Some(128 + 15),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert_ran(&result, 128 + 15, "");
 }
 
 #[test]
 fn the_script_runs_in_the_current_directory_and_environment() {
-    let f = Fixture::new();
+    let f = fixture();
     let drv = f.drv("where");
     let cwd = tempfile::tempdir().unwrap();
-    let result = treekite(f.gcroots.path())
+    let result = f
+        .treekite()
         .args(["exec", "--drv", &drv])
         .env("TREEKITE_TEST_VALUE", "from the caller")
         .current_dir(cwd.path())
         .output()
         .unwrap();
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
     let real_cwd = cwd.path().canonicalize().unwrap();
-    assert_eq!(
-        stdout(&result),
-        format!("{}\nfrom the caller\n", real_cwd.display())
+    assert_ran(
+        &result,
+        0,
+        &format!("{}\nfrom the caller\n", real_cwd.display()),
     );
-    assert_eq!(
-        std::fs::read_to_string(cwd.path().join("made-here")).unwrap(),
-        "made\n"
-    );
+    assert_eq!(read(cwd.path().join("made-here")), "made\n");
 }
 
 #[test]
 fn a_directory_output_runs_its_one_file_in_bin() {
-    let f = Fixture::new();
-    let drv = f.drv("inBin");
-    let result = f.exec(f.depot.path(), &["--drv", &drv, "--", "arg"]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    assert_eq!(stdout(&result), "from bin: arg\n");
+    let f = fixture();
+    let result = f.exec(f.depot.path(), &["--drv", &f.drv("inBin"), "--", "arg"]);
+    assert_ran(&result, 0, "from bin: arg\n");
 }
 
 #[test]
 fn hidden_files_in_bin_are_not_candidates() {
-    let f = Fixture::new();
-    let drv = f.drv("wrapped");
-    let result = f.exec(f.depot.path(), &["--drv", &drv, "--", "x"]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    assert_eq!(stdout(&result), "wrapped x\n");
+    let f = fixture();
+    let result = f.exec(f.depot.path(), &["--drv", &f.drv("wrapped"), "--", "x"]);
+    assert_ran(&result, 0, "wrapped x\n");
 }
 
 #[test]
 fn nix_logs_go_to_stderr_and_stdout_is_the_scripts() {
-    let f = Fixture::new();
-    let drv = f.drv("noisy");
-    let result = f.exec(f.depot.path(), &["--drv", &drv]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    assert_eq!(stdout(&result), "only-this\n");
-    assert!(String::from_utf8_lossy(&result.stderr).contains("builder-noise"));
+    let f = fixture();
+    let result = f.exec(f.depot.path(), &["--drv", &f.drv("noisy")]);
+    assert_ran(&result, 0, "only-this\n");
+    assert!(result.stderr_text().contains("builder-noise"));
 }
 
 #[test]
 fn the_checkout_is_left_as_it_was_and_the_root_lives_outside() {
-    let f = Fixture::new();
+    let f = fixture();
     let drv = f.drv("inBin");
     let out = f.depot.out_path("depot.inBin");
     let checkout = Checkout::new();
     let exclude = checkout.exclude();
     let result = f.exec(checkout.path(), &["--drv", &drv, "--", "x"]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    assert_eq!(checkout.status(), "");
+    assert_ran(&result, 0, "from bin: x\n");
+    checkout.assert_clean();
     assert_eq!(checkout.exclude(), exclude);
-    assert_eq!(checkout.gitignore(), Checkout::GITIGNORE);
-    let links = entries(f.gcroots.path());
+    let links = f.links();
     assert_eq!(links.len(), 1);
     assert_eq!(
         std::fs::read_link(&links[0]).unwrap().to_str().unwrap(),
         out
     );
-    assert_eq!(roots_of(&out), vec![links[0].to_str().unwrap().to_owned()]);
+    assert_eq!(roots_of(&out), links);
 }
 
 #[test]
 fn a_gcroots_directory_inside_the_checkout_does_not_dirty_it() {
-    let f = Fixture::new();
+    let f = fixture();
     let drv = f.drv("inBin");
     let checkout = Checkout::new();
-    let result = treekite(f.gcroots.path())
-        .env("TREEKITE_GCROOTS", ".gcroots")
+    let result = treekite()
+        .gcroots(".gcroots")
         .args(["exec", "--drv", &drv])
         .current_dir(checkout.path())
         .output()
         .unwrap();
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert_ran(&result, 0, "from bin: \n");
     assert_eq!(entries(&checkout.path().join(".gcroots")).len(), 1);
-    assert_eq!(checkout.status(), "");
+    checkout.assert_clean();
 }
 
 #[test]
 fn a_deleted_script_drv_is_rebuilt_from_its_attr_path() {
-    let f = Fixture::new();
+    let f = fixture();
     let drv = f.drv("args");
     delete_from_store(&drv);
     let elsewhere = tempfile::tempdir().unwrap();
@@ -241,67 +182,46 @@ fn a_deleted_script_drv_is_rebuilt_from_its_attr_path() {
             "z",
         ],
     );
-    assert_eq!(
-        result.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    assert_eq!(stdout(&result), "<z>\n");
+    assert_ran(&result, 3, "<z>\n");
 }
 
 #[test]
 fn a_script_that_fails_to_build_exits_1_and_runs_nothing() {
-    let f = Fixture::new();
+    let f = fixture();
     let drv = f.drv("broken");
     let result = f.exec(f.depot.path(), &["--drv", &drv]);
     assert_failed(&result, &[&drv]);
-    assert!(String::from_utf8_lossy(&result.stderr).contains("broken-builder"));
-    assert!(
-        entries(f.gcroots.path()).is_empty(),
-        "{:?}",
-        entries(f.gcroots.path())
-    );
+    assert!(result.stderr_text().contains("broken-builder"));
+    assert!(f.links().is_empty(), "{:?}", f.links());
 }
 
 /// Known only once built, so Nix's log comes first; the verdict is still the
 /// caller's to fix (a command that is not a script), hence exit 2.
 #[test]
 fn an_output_that_is_not_runnable_is_bad_input() {
-    let f = Fixture::new();
+    let f = fixture();
     for (attr, mention) in [
         ("twoBins", "has 2 files in bin/"),
         ("emptyDir", "neither an executable file"),
     ] {
         let result = f.exec(f.depot.path(), &["--drv", &f.drv(attr)]);
-        assert_eq!(
-            result.status.code(),
-            Some(2),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
-        assert_eq!(stdout(&result), "");
-        let line = last_line(&result.stderr);
-        assert!(
-            line.starts_with("treekite: error: ") && line.contains(mention),
-            "{line}"
-        );
+        assert_error(&result, 2, &[mention]);
     }
 }
 
 #[test]
 fn a_script_with_several_outputs_and_no_out_is_bad_input() {
-    let f = Fixture::new();
+    let f = fixture();
     assert_bad_input(
         &f.exec(f.depot.path(), &["--drv", &f.drv("multi")]),
         &["bin, doc"],
     );
-    assert!(entries(f.gcroots.path()).is_empty());
+    assert!(f.links().is_empty());
 }
 
 #[test]
 fn exec_takes_exactly_one_drv() {
-    let f = Fixture::new();
+    let f = fixture();
     let drv = f.drv("args");
     assert_bad_input(
         &f.exec(f.depot.path(), &["--drv", &drv, "--drv", &drv]),
@@ -311,24 +231,22 @@ fn exec_takes_exactly_one_drv() {
 
 #[test]
 fn exec_rejects_bad_input_like_build() {
-    let f = Fixture::new();
+    let f = fixture();
     let drv = f.drv("args");
+    let exec = |args: &[&str]| f.exec(f.depot.path(), args);
     assert_bad_input(
-        &f.exec(f.depot.path(), &["--drv", "/tmp/x.drv"]),
+        &exec(&["--drv", "/tmp/x.drv"]),
         &["not a path in the Nix store"],
     );
     assert_bad_input(
-        &f.exec(f.depot.path(), &["--drv", &drv, "--attr-path", "args"]),
+        &exec(&["--drv", &drv, "--attr-path", "args"]),
         &["--attr-path"],
     );
     delete_from_store(&drv);
-    assert_bad_input(&f.exec(f.depot.path(), &["--drv", &drv]), &["--attr-path"]);
+    assert_bad_input(&exec(&["--drv", &drv]), &["--attr-path"]);
     assert_bad_input(
-        &f.exec(
-            f.depot.path(),
-            &["--drv", &drv, "--attr-path", r#"["nope"]"#],
-        ),
+        &exec(&["--drv", &drv, "--attr-path", r#"["nope"]"#]),
         &["\"nope\""],
     );
-    assert!(entries(f.gcroots.path()).is_empty());
+    assert!(f.links().is_empty());
 }
