@@ -25,3 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo is missing; install Rust (https://rustup.rs)" >&2; exit 1; }
+# The test command runs clippy too.
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy >&2 || {
+  echo "setup: cargo clippy is missing; install it (rustup component add clippy)" >&2
+  exit 1
+}
