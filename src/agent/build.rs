@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::gcroot::{self, NixRoots};
-use super::target::Targets;
 use super::nix;
+use super::target::Targets;
 use crate::exit::ExitCode;
 
 /// What `treekite build` was asked to do.
@@ -69,7 +69,9 @@ pub fn build(request: &Request) -> Result<Vec<String>> {
         if !retry_vanished(request, &wanted) {
             return Err(error);
         }
-        eprintln!("treekite: a .drv was garbage-collected before it was built; evaluating it again");
+        eprintln!(
+            "treekite: a .drv was garbage-collected before it was built; evaluating it again"
+        );
         wanted = want(request, out_link.as_ref(), &mut roots)?;
         realise(&wanted, rooted, &mut roots)?;
     }
@@ -85,7 +87,11 @@ pub fn build(request: &Request) -> Result<Vec<String>> {
 
 /// The outputs to build, with their links; every check that can fail on
 /// the request is made here, before anything is built.
-fn want(request: &Request, out_link: Option<&PathBuf>, roots: &mut NixRoots) -> Result<Vec<Wanted>> {
+fn want(
+    request: &Request,
+    out_link: Option<&PathBuf>,
+    roots: &mut NixRoots,
+) -> Result<Vec<Wanted>> {
     let drvs = request.targets.resolve(roots)?;
     let mut wanted = Vec::with_capacity(drvs.len());
     for drv in &drvs {
@@ -139,7 +145,11 @@ fn retry_vanished(request: &Request, wanted: &[Wanted]) -> bool {
         .filter(|&i| !Path::new(&wanted[i].drv_path).exists())
         .collect();
     !vanished.is_empty()
-        && vanished
-            .iter()
-            .all(|&i| request.targets.list.get(i).is_some_and(|t| t.attr_path.is_some()))
+        && vanished.iter().all(|&i| {
+            request
+                .targets
+                .list
+                .get(i)
+                .is_some_and(|t| t.attr_path.is_some())
+        })
 }

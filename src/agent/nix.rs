@@ -143,7 +143,9 @@ fn not_found(root: &Path, attr_path: &AttrPath) -> anyhow::Error {
             root.display()
         ));
     }
-    let kind = selected.not_derivation.unwrap_or_else(|| "value".to_owned());
+    let kind = selected
+        .not_derivation
+        .unwrap_or_else(|| "value".to_owned());
     bad_input(format!(
         "{shown} in {} is a {kind}, not a derivation; check --attr-path",
         root.display()
