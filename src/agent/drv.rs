@@ -9,7 +9,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use nix_derivation::{Derivation, StoreDir};
 
 use crate::exit::bad_input;
@@ -20,6 +20,27 @@ pub fn store_dir() -> String {
         .ok()
         .filter(|dir| !dir.is_empty())
         .unwrap_or_else(|| "/nix/store".to_owned())
+}
+
+/// A regular file's contents. It is opened without blocking and looked at
+/// before it is read, so that a FIFO or a device named `*.drv` is refused
+/// rather than waited on.
+fn read_regular(path: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("opening {path}"))?;
+    let meta = file.metadata().with_context(|| format!("reading {path}"))?;
+    if !meta.is_file() {
+        bail!("{path} is not a regular file");
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes)
+        .with_context(|| format!("reading {path}"))?;
+    Ok(bytes)
 }
 
 /// The store directory as the `.drv` parser wants it, made once.
@@ -83,8 +104,22 @@ pub struct Drv {
 impl Drv {
     /// Reads and parses the `.drv` at `path`.
     pub fn read(path: &str) -> Result<Drv> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-        Drv::parse(path, &bytes)
+        Drv::parse(path, &read_regular(path)?)
+    }
+
+    /// Reads the `.drv` a step names: anything but a valid derivation is
+    /// the caller's mistake (bad input), not a failure of Nix.
+    pub fn read_named(path: &str) -> Result<Drv> {
+        let bytes = read_regular(path).map_err(|e| {
+            bad_input(format!(
+                "--drv {path} cannot be read as a derivation ({e:#}); pass the drvPath Nix wrote"
+            ))
+        })?;
+        Drv::parse(path, &bytes).map_err(|e| {
+            bad_input(format!(
+                "--drv {path}: {e:#}; pass the drvPath Nix wrote, or regenerate the pipeline"
+            ))
+        })
     }
 
     /// Parses the contents of the `.drv` at `path`.

@@ -8,10 +8,17 @@ use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 
+use crate::exit::bad_input;
 use crate::git;
 
 /// Makes sure git does not show `path` (absolute, its directory existing).
 /// Does nothing outside a git work tree or when git already ignores it.
+///
+/// Bad input, with nothing written, when no exclude line can hide exactly
+/// this path (a newline, a trailing carriage return, which git strips, or
+/// bytes that are not UTF-8), when git tracks the path (replacing it would
+/// dirty the checkout), or when a `.gitignore` re-includes it with a `!`
+/// pattern (which beats `.git/info/exclude`).
 pub fn hide(path: &Path) -> Result<()> {
     let dir = path.parent().context("a link path has a directory")?;
     if !inside_work_tree(dir) {
@@ -27,6 +34,13 @@ pub fn hide(path: &Path) -> Result<()> {
             repo.top.display()
         )
     })?;
+    if repo.tracks(path)? {
+        return Err(bad_input(format!(
+            "{} is a file git tracks in {}; a link there would change it and dirty the checkout, so choose a path git does not track",
+            path.display(),
+            repo.top.display()
+        )));
+    }
     let pattern = anchored_pattern(relative);
     // A re-run finds the line it added before: no need to ask git again.
     if let Ok(pattern) = &pattern
@@ -37,9 +51,27 @@ pub fn hide(path: &Path) -> Result<()> {
     if repo.ignores(path)? {
         return Ok(());
     }
-    let pattern = pattern?;
-    add_line(&repo.exclude_file, &pattern)
-        .with_context(|| format!("adding {pattern:?} to {}", repo.exclude_file.display()))
+    let pattern = pattern.map_err(|why| {
+        bad_input(format!(
+            "{:?} is inside the git work tree {}, and {why}, so it cannot be kept out of `git status`; choose another name",
+            path,
+            repo.top.display()
+        ))
+    })?;
+    let added = add_line(&repo.exclude_file, &pattern)
+        .with_context(|| format!("adding {pattern:?} to {}", repo.exclude_file.display()))?;
+    if !repo.ignores(path)? {
+        if added {
+            remove_line(&repo.exclude_file, &pattern).with_context(|| {
+                format!("removing {pattern:?} from {}", repo.exclude_file.display())
+            })?;
+        }
+        return Err(bad_input(format!(
+            "{} would show in `git status`: a `!` pattern in a .gitignore re-includes it, and .gitignore beats .git/info/exclude; choose a path it does not re-include",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A cheap test before running git: is there a `.git` above `dir`?
@@ -75,6 +107,18 @@ impl Repo {
         Ok(Some(Repo { top, exclude_file }))
     }
 
+    /// Whether git tracks `path` (it is in the index).
+    fn tracks(&self, path: &Path) -> Result<bool> {
+        let status = git::command(&self.top)
+            .args(["ls-files", "--error-unmatch", "--"])
+            .arg(path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("running git ls-files")?;
+        Ok(status.success())
+    }
+
     fn ignores(&self, path: &Path) -> Result<bool> {
         let status = git::command(&self.top)
             .args(["check-ignore", "-q", "--no-index", "--"])
@@ -86,11 +130,15 @@ impl Repo {
     }
 }
 
-/// A gitignore line matching exactly `relative` from the top of the tree.
-fn anchored_pattern(relative: &Path) -> Result<String> {
-    let text = relative.to_str().context("the link path is not UTF-8")?;
+/// A gitignore line matching exactly `relative` from the top of the tree,
+/// or why there is none.
+fn anchored_pattern(relative: &Path) -> Result<String, &'static str> {
+    let text = relative.to_str().ok_or("its name is not UTF-8")?;
     if text.contains('\n') {
-        bail!("the link path {text:?} holds a newline, which .git/info/exclude cannot express");
+        return Err("its name holds a newline, which ends a line of .git/info/exclude");
+    }
+    if text.ends_with('\r') {
+        return Err("its name ends with a carriage return, which git drops from the end of a line");
     }
     let mut pattern = String::from("/");
     for c in text.chars() {
@@ -107,12 +155,13 @@ fn anchored_pattern(relative: &Path) -> Result<String> {
 
 /// Whether `file` holds `line` (a missing or unreadable file holds nothing).
 fn has_line(file: &Path, line: &str) -> bool {
-    std::fs::read_to_string(file).is_ok_and(|contents| contents.lines().any(|l| l == line))
+    // Split on `\n` alone: `lines()` would also take a `\r` off the end.
+    std::fs::read_to_string(file).is_ok_and(|contents| contents.split('\n').any(|l| l == line))
 }
 
 /// Appends `line` to `file` unless it is there, holding a lock so that many
-/// steps doing this at once add it once.
-fn add_line(file: &Path, line: &str) -> Result<()> {
+/// steps doing this at once add it once. Whether it was added.
+fn add_line(file: &Path, line: &str) -> Result<bool> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -124,8 +173,8 @@ fn add_line(file: &Path, line: &str) -> Result<()> {
     handle.lock()?;
     let mut contents = String::new();
     handle.read_to_string(&mut contents)?;
-    if contents.lines().any(|existing| existing == line) {
-        return Ok(());
+    if contents.split('\n').any(|existing| existing == line) {
+        return Ok(false);
     }
     handle.seek(SeekFrom::End(0))?;
     let separator = if contents.is_empty() || contents.ends_with('\n') {
@@ -134,6 +183,25 @@ fn add_line(file: &Path, line: &str) -> Result<()> {
         "\n"
     };
     handle.write_all(format!("{separator}{line}\n").as_bytes())?;
+    Ok(true)
+}
+
+/// Takes back a line [`add_line`] added, under the same lock.
+fn remove_line(file: &Path, line: &str) -> Result<()> {
+    let mut handle = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)?;
+    handle.lock()?;
+    let mut contents = String::new();
+    handle.read_to_string(&mut contents)?;
+    let kept: String = contents
+        .split_inclusive('\n')
+        .filter(|existing| existing.strip_suffix('\n').unwrap_or(existing) != line)
+        .collect();
+    handle.seek(SeekFrom::Start(0))?;
+    handle.set_len(0)?;
+    handle.write_all(kept.as_bytes())?;
     Ok(())
 }
 
@@ -150,5 +218,7 @@ mod tests {
         );
         assert_eq!(anchored_pattern(Path::new("trail ")).unwrap(), "/trail\\ ");
         assert!(anchored_pattern(Path::new("new\nline")).is_err());
+        assert!(anchored_pattern(Path::new("cr\r")).is_err());
+        assert_eq!(anchored_pattern(Path::new("c\rr")).unwrap(), "/c\rr");
     }
 }

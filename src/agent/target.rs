@@ -63,9 +63,15 @@ impl FromStr for AttrPath {
                 .map(|item| item.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
         });
-        names
-            .map(AttrPath)
-            .ok_or_else(|| format!("not a list of strings; {EXAMPLE} (JSON)"))
+        let names = names.ok_or_else(|| format!("not a list of strings; {EXAMPLE} (JSON)"))?;
+        // Nix strings end at a NUL: the name would be cut, and another
+        // attribute built.
+        if let Some(name) = names.iter().find(|name| name.contains('\0')) {
+            return Err(format!(
+                "the name {name:?} holds a NUL character, which no Nix attribute name can"
+            ));
+        }
+        Ok(AttrPath(names))
     }
 }
 
@@ -97,7 +103,7 @@ impl fmt::Display for AttrPath {
 fn find(target: &TargetRef, root: &Path, roots: &mut NixRoots) -> Result<Drv> {
     let path = target.drv.as_str();
     if Path::new(path).exists() {
-        return Drv::read(path);
+        return Drv::read_named(path);
     }
     let Some(attr_path) = &target.attr_path else {
         return Err(bad_input(format!(

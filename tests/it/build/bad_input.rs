@@ -132,3 +132,43 @@ fn a_command_line_clap_rejects_is_bad_input_on_one_line() {
     assert_bad_input(&f.build(&["--out-link", link]), &["--drv"]);
     assert_bad_input(&f.build(&["--drv", &drv, "--dr"]), &["'--dr'", "tip"]);
 }
+
+/// Files named like a derivation in the store that are not one: refused
+/// as bad input (the step names a wrong path), a FIFO without waiting on
+/// it. They live in a store directory of the test's own (`NIX_STORE_DIR`).
+#[test]
+fn a_store_file_that_is_no_derivation_is_bad_input_and_never_waited_on() {
+    let f = NixFixture::new(T);
+    let real = std::fs::read(f.drv("t")).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let name = |what: &str| store.path().join(format!("{}-{what}.drv", "0".repeat(32)));
+    std::fs::create_dir(name("directory")).unwrap();
+    std::fs::write(name("truncated"), &real[..real.len() / 2]).unwrap();
+    std::fs::write(name("garbage"), b"\x00\x01 not an ATerm").unwrap();
+    std::fs::write(name("empty"), b"").unwrap();
+    stdout_of(std::process::Command::new("mkfifo").arg(name("fifo")));
+    for what in ["directory", "truncated", "garbage", "empty", "fifo"] {
+        let drv = name(what);
+        let mut build = f.treekite();
+        build
+            .env("NIX_STORE_DIR", store.path())
+            .args(["build", "--drv", arg(&drv)]);
+        let output = assert_cmd::Command::from_std(build)
+            .timeout(std::time::Duration::from_secs(20))
+            .output()
+            .unwrap();
+        assert_bad_input(&output, &[arg(&drv)]);
+    }
+    assert!(f.links().is_empty());
+}
+
+#[test]
+fn a_nul_in_an_attribute_name_is_bad_input() {
+    let f = NixFixture::new(T);
+    let (drv, out) = f.target("t");
+    delete_from_store(&drv);
+    // Nix would cut "t\0x" to "t" and build another attribute.
+    let output = f.build(&["--drv", &drv, "--attr-path", r#"["t\u0000x"]"#]);
+    assert_bad_input(&output, &["--attr-path", "NUL"]);
+    assert!(!Path::new(&out).exists());
+}

@@ -152,3 +152,41 @@ fn concurrent_builds_to_different_out_links_each_exclude_theirs_once() {
     let patterns: Vec<String> = (0..8).map(|i| format!("/result-{i}")).collect();
     checkout.assert_excluded_once(&patterns);
 }
+
+/// Links in a checkout that no exclude line can hide, or that git would
+/// show anyway: refused before anything is built or written, the
+/// checkout as it was.
+#[test]
+fn a_link_git_would_show_anyway_is_bad_input_and_changes_nothing() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let f = NixFixture::new(T);
+    let (drv, out) = f.target("t");
+    let checkout = Checkout::new();
+    // A tracked symlink, and a .gitignore re-including another name.
+    std::os::unix::fs::symlink("README", checkout.path().join("tracked")).unwrap();
+    std::fs::write(checkout.path().join(".gitignore"), "*.log\n!/negated\n").unwrap();
+    checkout.commit_all("a tracked link and a negation");
+    let exclude = checkout.exclude();
+    let cases: [(&OsStr, &str); 5] = [
+        (OsStr::new("cr\r"), "carriage return"),
+        (OsStr::new("new\nline"), "newline"),
+        (OsStr::from_bytes(b"latin-\xe9"), "not UTF-8"),
+        (OsStr::new("tracked"), "tracks"),
+        (OsStr::new("negated"), ".gitignore"),
+    ];
+    for (name, why) in cases {
+        let link = checkout.path().join(name);
+        let output = f
+            .treekite()
+            .args(["build", "--drv", &drv, "--out-link"])
+            .arg(&link)
+            .output()
+            .unwrap();
+        assert_bad_input(&output, &[why]);
+        assert_eq!(checkout.status(), "", "{name:?} left the checkout clean");
+        assert_eq!(checkout.exclude(), exclude, "nothing added for {name:?}");
+    }
+    assert_eq!(link_target(&checkout.path().join("tracked")), "README");
+    assert!(!std::path::Path::new(&out).exists(), "nothing was built");
+}
