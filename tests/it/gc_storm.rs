@@ -157,12 +157,10 @@ fn a_collector_running_all_the_time_takes_nothing_treekite_reported() {
     let result = checkout.path().join("result");
     let needed = store
         .treekite()
-        .args([
-            "build",
-            "--drv",
-            &drv(&format!("targets.t{TARGETS}")),
-            "--out-link",
-        ])
+        .args(["build", "--drv", &drv(&format!("targets.t{TARGETS}"))])
+        .args(["--attr-path", &attr_path(TARGETS), "--root"])
+        .arg(&depot)
+        .arg("--out-link")
         .arg(&result)
         .output()
         .unwrap();
