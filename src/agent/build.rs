@@ -62,17 +62,19 @@ pub fn build(request: &Request) -> Result<Vec<String>> {
     };
     let rooted = !matches!(request.link, Link::None);
     let mut roots = NixRoots::new()?;
-    let mut wanted = want(request, out_link.as_ref(), &mut roots)?;
+    let mut wanted = want(request, out_link.as_ref(), &mut roots, &[])?;
     if let Err(error) = realise(&wanted, rooted, &mut roots) {
         // A collection may take a .drv between reading it and building it;
-        // its attribute path makes it again, once.
-        if !retry_vanished(request, &wanted) {
+        // its attribute path makes it again (rooted, this time), once.
+        let lost = lost_drvs(request, &wanted)?;
+        if lost.is_empty() {
             return Err(error);
         }
         eprintln!(
-            "treekite: a .drv was garbage-collected before it was built; evaluating it again"
+            "treekite: {} was garbage-collected before it was built; evaluating it again",
+            wanted[lost[0]].drv_path
         );
-        wanted = want(request, out_link.as_ref(), &mut roots)?;
+        wanted = want(request, out_link.as_ref(), &mut roots, &lost)?;
         realise(&wanted, rooted, &mut roots)?;
     }
     for w in &wanted {
@@ -91,8 +93,9 @@ fn want(
     request: &Request,
     out_link: Option<&PathBuf>,
     roots: &mut NixRoots,
+    again: &[usize],
 ) -> Result<Vec<Wanted>> {
-    let drvs = request.targets.resolve(roots)?;
+    let drvs = request.targets.resolve(roots, again)?;
     let mut wanted = Vec::with_capacity(drvs.len());
     for drv in &drvs {
         let output = drv.pick_output(request.output.as_deref())?;
@@ -138,18 +141,20 @@ fn realise(wanted: &[Wanted], rooted: bool, roots: &mut NixRoots) -> Result<()> 
     Ok(())
 }
 
-/// Whether a failed build lost a .drv that its attribute path can make
-/// again.
-fn retry_vanished(request: &Request, wanted: &[Wanted]) -> bool {
-    let vanished: Vec<usize> = (0..wanted.len())
-        .filter(|&i| !Path::new(&wanted[i].drv_path).exists())
+/// The targets (by index) whose .drv a failed build found collected, when
+/// each of them has an attribute path to make it again; else none.
+fn lost_drvs(request: &Request, wanted: &[Wanted]) -> Result<Vec<usize>> {
+    let drvs: Vec<&str> = wanted.iter().map(|w| w.drv_path.as_str()).collect();
+    let invalid = nix::invalid(&drvs)?;
+    let lost: Vec<usize> = (0..wanted.len())
+        .filter(|&i| invalid.contains(&wanted[i].drv_path))
         .collect();
-    !vanished.is_empty()
-        && vanished.iter().all(|&i| {
-            request
-                .targets
-                .list
-                .get(i)
-                .is_some_and(|t| t.attr_path.is_some())
-        })
+    let remakeable = lost.iter().all(|&i| {
+        request
+            .targets
+            .list
+            .get(i)
+            .is_some_and(|t| t.attr_path.is_some())
+    });
+    Ok(if remakeable { lost } else { Vec::new() })
 }

@@ -165,36 +165,23 @@ fn add_line(file: &Path, line: &str) -> Result<bool> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut handle = std::fs::OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(file)?;
-    handle.lock()?;
-    let mut contents = String::new();
-    handle.read_to_string(&mut contents)?;
+    let (mut handle, contents) = locked(file)?;
     if contents.split('\n').any(|existing| existing == line) {
         return Ok(false);
     }
-    handle.seek(SeekFrom::End(0))?;
     let separator = if contents.is_empty() || contents.ends_with('\n') {
         ""
     } else {
         "\n"
     };
+    handle.seek(SeekFrom::End(0))?;
     handle.write_all(format!("{separator}{line}\n").as_bytes())?;
     Ok(true)
 }
 
 /// Takes back a line [`add_line`] added, under the same lock.
 fn remove_line(file: &Path, line: &str) -> Result<()> {
-    let mut handle = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(file)?;
-    handle.lock()?;
-    let mut contents = String::new();
-    handle.read_to_string(&mut contents)?;
+    let (mut handle, contents) = locked(file)?;
     let kept: String = contents
         .split_inclusive('\n')
         .filter(|existing| existing.strip_suffix('\n').unwrap_or(existing) != line)
@@ -203,6 +190,21 @@ fn remove_line(file: &Path, line: &str) -> Result<()> {
     handle.set_len(0)?;
     handle.write_all(kept.as_bytes())?;
     Ok(())
+}
+
+/// `file` opened for reading and writing (made if missing) under an
+/// exclusive lock, with what it holds.
+fn locked(file: &Path) -> Result<(std::fs::File, String)> {
+    let mut handle = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(file)?;
+    handle.lock()?;
+    let mut contents = String::new();
+    handle.read_to_string(&mut contents)?;
+    Ok((handle, contents))
 }
 
 #[cfg(test)]

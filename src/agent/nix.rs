@@ -55,6 +55,27 @@ pub fn realise(wanted: &[Wanted], root: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// Which of `paths` the store does not hold as valid paths (now).
+pub fn invalid(paths: &[&str]) -> Result<Vec<String>> {
+    let output = Command::new("nix-store")
+        .args(["--check-validity", "--print-invalid"])
+        .args(paths)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running nix-store (is Nix installed and on PATH?)")?;
+    if !output.status.success() {
+        bail!(
+            "nix-store --check-validity failed ({})",
+            Ended::of(output.status).describe()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
 /// What an attribute path names below `import root {}`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -32,14 +32,16 @@ pub struct Targets {
 }
 
 impl Targets {
-    /// The derivations, in order, each read from the store; a `.drv` made
-    /// anew is rooted in `roots`. The root directory is checked before
-    /// anything is evaluated.
-    pub fn resolve(&self, roots: &mut NixRoots) -> Result<Vec<Drv>> {
+    /// The derivations, in order, each read from the store, or made anew
+    /// from its attribute path when it is missing or its index is in
+    /// `again` (Nix lost it); a `.drv` made anew is rooted in `roots`. The
+    /// root directory is checked before anything is evaluated.
+    pub fn resolve(&self, roots: &mut NixRoots, again: &[usize]) -> Result<Vec<Drv>> {
         let root = root_dir(self.root.as_deref())?;
         self.list
             .iter()
-            .map(|target| find(target, &root, roots))
+            .enumerate()
+            .map(|(i, target)| find(target, &root, roots, again.contains(&i)))
             .collect()
     }
 }
@@ -100,9 +102,9 @@ impl fmt::Display for AttrPath {
     }
 }
 
-fn find(target: &TargetRef, root: &Path, roots: &mut NixRoots) -> Result<Drv> {
+fn find(target: &TargetRef, root: &Path, roots: &mut NixRoots, again: bool) -> Result<Drv> {
     let path = target.drv.as_str();
-    if Path::new(path).exists() {
+    if !again && Path::new(path).exists() {
         return Drv::read_named(path);
     }
     let Some(attr_path) = &target.attr_path else {
