@@ -105,7 +105,12 @@ impl fmt::Display for AttrPath {
 fn find(target: &TargetRef, root: &Path, roots: &mut NixRoots, again: bool) -> Result<Drv> {
     let path = target.drv.as_str();
     if !again && Path::new(path).exists() {
-        return Drv::read_named(path);
+        match Drv::read_named(path) {
+            Ok(drv) => return Ok(drv),
+            // Collected while it was read: made again below.
+            Err(_) if !Path::new(path).exists() && target.attr_path.is_some() => {}
+            Err(error) => return Err(error),
+        }
     }
     let Some(attr_path) = &target.attr_path else {
         return Err(bad_input(format!(
