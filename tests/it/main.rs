@@ -12,3 +12,4 @@ mod pipeline;
 mod readtree;
 mod run;
 mod upload;
+mod vendoring;
