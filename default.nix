@@ -43,6 +43,6 @@ readTree.fix (depot:
   in
   builtins.listToAttrs (map read folders) // {
     inherit package;
-    __readTree = [ ];
+    __readTree = locatedAt;
     __readTreeChildren = folders;
   })
