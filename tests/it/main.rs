@@ -13,3 +13,4 @@ mod pipeline;
 mod readtree;
 mod run;
 mod upload;
+mod vendoring;

@@ -150,6 +150,25 @@ pub fn read_json(path: impl AsRef<Path>) -> Value {
         .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
+/// Copies the files git tracks below `dir` of this repository (`"."` for
+/// all of them) into `to`, as a fresh clone would have them there: build
+/// output and other untracked files stay behind.
+pub fn copy_tracked(dir: &str, to: &Path) {
+    let from = repo().join(dir);
+    let listed = stdout_of(
+        Command::new("git")
+            .arg("-C")
+            .arg(&from)
+            .args(["ls-files", "-z"]),
+    );
+    for file in listed.split('\0').filter(|f| !f.is_empty()) {
+        let target = to.join(file);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(file), &target)
+            .unwrap_or_else(|e| panic!("copying {dir}/{file} to {}: {e}", target.display()));
+    }
+}
+
 /// Writes an executable file (a stand-in program), creating its directory.
 pub fn write_executable(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
