@@ -134,9 +134,11 @@ let
       (c: let start = c * size; in genList (i: elemAt list (start + i)) (if n - start < size then n - start else size))
       ((n + size - 1) / size);
 
-  # The step key for a derivation: its hash, which is unique per derivation
-  # and safe in keys (at most 100 characters, no odd characters).
-  #
+  # The step key for a `.drv` path (a string without context): its hash,
+  # which is unique per derivation and safe in keys (at most 100
+  # characters, no odd characters).
+  drvKey = drvPath: "drv-" + substring 0 32 (baseNameOf drvPath);
+
   # Type: (Derivation | String) -> String
   keyForDrv = drvOrPath:
     let
@@ -145,7 +147,7 @@ let
         else if isString drvOrPath then drvOrPath
         else throw "keyForDrv: expected a derivation or a .drv path, got a ${builtins.typeOf drvOrPath}";
     in
-    "drv-" + substring 0 32 (baseNameOf (unsafeDiscardStringContext drvPath));
+    drvKey (unsafeDiscardStringContext drvPath);
 
   # The command a step runs to build a target: `treekite build`, which
   # realises the `.drv` (or re-evaluates `attrPath` if it was collected) and
@@ -342,7 +344,7 @@ let
           label = ":nix: " + (if single then labelText else uploadText (concatStringsSep ", " labels));
           key =
             if drvPath == null then "skipped-" + substring 0 32 (hashString "sha256" (toJSON attrPath))
-            else "drv-" + substring 0 32 (baseNameOf drvPath);
+            else drvKey drvPath;
           command =
             if drvPath == null then "echo ${shellArg "${label} is not built: ${skip}"}"
             else treekiteText + " build " + buildArgs;
