@@ -63,24 +63,64 @@ let
   # out doubled, but nothing is ever substituted.
   uploadText = escapeDollars "\\";
 
-  # One shell word, single-quoted. Inside the quotes `''` is empty, so it
-  # can separate a backslash from a `$` without changing the word.
-  # Words with neither `'` nor `$` (store paths, most names) need no work.
-  shellArg = s:
-    if replaceStrings [ "'" "$" ] [ "" "" ] s == s then "'" + s + "'"
+  # True when `s` holds neither `'` nor `$`: single quotes alone then make
+  # it one shell word that Buildkite leaves alone. Most words are plain
+  # (store paths, most names), and checking is cheaper than escaping.
+  isPlain = s: replaceStrings [ "'" "$" ] [ "" "" ] s == s;
+
+  # `s` as one shell word, single-quoted. Inside the quotes `''` is empty,
+  # so it can separate a backslash from a `$` without changing the word.
+  # `plain` says that `isPlain s` is already known to hold, which spares
+  # the work; false is always correct.
+  quoteWord = plain: s:
+    if plain then "'" + s + "'"
     else escapeDollars "''" ("'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'");
+
+  # One shell word, single-quoted.
+  shellArg = s: quoteWord (isPlain s) s;
 
   # A derivation's drvPath as one shell word. When the string is exactly
   # the store path its context names (as for every real derivation), it
   # holds only what Nix allows in store path names, none of which needs
   # quoting, unless the store directory does: checking that context is
-  # cheaper than looking at every character.
+  # cheaper than looking at every character. (The plain case is
+  # `quoteWord true drvPath` written out: this runs for every target.)
   getContext = builtins.getContext or null;
-  storeDirPlain = getContext != null
-    && replaceStrings [ "'" "$" ] [ "" "" ] builtins.storeDir == builtins.storeDir;
+  storeDirPlain = getContext != null && isPlain builtins.storeDir;
   drvArg = rawDrvPath: drvPath:
     if storeDirPlain && attrNames (getContext rawDrvPath) == [ drvPath ] then "'${drvPath}'"
     else shellArg drvPath;
+
+  # A treekite command line, from pieces already quoted for the shell and
+  # for Buildkite: `treekiteText` (the command: `uploadText` of
+  # mkPipeline's `treekite`), the subcommand, and its arguments as one
+  # string of words. `treekite pipeline` writes batched `treekite build`
+  # lines the same way, from `settings.treekite` and each target's
+  # `buildArgs`.
+  #
+  # A pipeline applies it to its first two arguments once, so the prefix
+  # is joined once; each step then adds one string. That is cheaper than
+  # the three-part concatenation it replaces, and a list of words would
+  # cost more.
+  treekiteCommand = treekiteText: subcommand:
+    let prefix = treekiteText + " " + subcommand + " ";
+    in args: prefix + args;
+
+  # How `treekite build` and `treekite exec` are told which derivation to
+  # use: `--drv` and its `.drv` file, then `--attr-path` and the attribute
+  # path (as JSON) that makes it again if the file is gone, unless
+  # `attrPathJSON` is null. `rawDrvPath` is the drvPath with its context,
+  # `drvPath` the same without (see `drvArg`); `plain` as for `quoteWord`.
+  # A target's `buildArgs` is this, written out (see mkTargetGroup).
+  drvFlags = rawDrvPath: drvPath: plain: attrPathJSON:
+    "--drv " + drvArg rawDrvPath drvPath
+    + (if attrPathJSON == null then "" else " --attr-path " + quoteWord plain attrPathJSON);
+
+  # `--out-link`, for `treekite build`: where to link the output.
+  outLinkFlag = outLinkWord: " --out-link " + outLinkWord;
+
+  # Extra steps that `needsOutput` find their parent's output at ./result.
+  resultLinkFlag = outLinkFlag (shellArg "result");
 
   # Guard for step fields whose values are user text: Buildkite refuses a
   # skip reason over 70 characters.
@@ -155,26 +195,22 @@ let
   #
   # Type: { attrPath :: [String], drvPath :: String, outLink :: String?, treekite :: String? } -> String
   mkBuildCommand = { attrPath, drvPath, outLink ? null, treekite ? "treekite" }:
-    concatStringsSep " " ([
-      (uploadText treekite)
-      "build"
-      "--drv"
-      (shellArg (unsafeDiscardStringContext drvPath))
-    ]
-    ++ (if attrPath == null then [ ] else [ "--attr-path" (shellArg (toJSON attrPath)) ])
-    ++ (if outLink == null then [ ] else [ "--out-link" (shellArg outLink) ]));
+    treekiteCommand (uploadText treekite) "build"
+      (drvFlags drvPath (unsafeDiscardStringContext drvPath) false (if attrPath == null then null else toJSON attrPath)
+      + (if outLink == null then "" else outLinkFlag (shellArg outLink)));
+
+  # A drvmap from `{ label, drvPath, attrPath }` sets.
+  drvmapOf = entries: listToAttrs (map (e: { name = e.label; value = { inherit (e) drvPath attrPath; }; }) entries);
 
   # The label → { drvPath, attrPath } map of a build's targets. A later build
   # passes it as `parentTargetMap` to skip targets that did not change.
   #
   # Type: [Target] -> AttrSet
-  mkDrvmap = drvTargets: listToAttrs (map
+  mkDrvmap = drvTargets: drvmapOf (map
     (target: {
-      name = readTree.mkLabel target;
-      value = {
-        drvPath = unsafeDiscardStringContext target.drvPath;
-        attrPath = targetAttrPath target;
-      };
+      label = readTree.mkLabel target;
+      drvPath = unsafeDiscardStringContext target.drvPath;
+      attrPath = targetAttrPath target;
     })
     (filter (t: !(skippedByMeta t)) drvTargets));
 
@@ -213,7 +249,8 @@ let
     }:
     let
       enabledPhases = filter (p: elem p activePhases) phases;
-      settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = uploadText treekite; };
+      treekiteText = uploadText treekite;
+      settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = treekiteText; };
       buildEnabled = elem "build" enabledPhases;
 
       # Targets sharing a derivation share a step; the first one leads.
@@ -221,8 +258,8 @@ let
 
       # The shared arguments are applied once, not once per target.
       mkGroup = mkTargetGroup {
-        inherit parentTargetMap cancelOnBuildFailing defaultStepOverrides treekite;
-        mkExtras = mkExtraSteps { inherit phases buildEnabled defaultStepOverrides treekite; };
+        inherit parentTargetMap cancelOnBuildFailing defaultStepOverrides treekiteText;
+        mkExtras = mkExtraSteps { inherit phases buildEnabled defaultStepOverrides treekiteText; };
       };
       targetSteps = map mkGroup grouped.groups;
 
@@ -248,10 +285,7 @@ let
       # With one target per group, the groups are the targets in order and
       # already know their labels: the same drvmap as `mkDrvmap drvTargets`.
       drvmap =
-        if grouped.oneEach then
-          listToAttrs (concatMap
-            (g: if g.drvPath == null then [ ] else [{ name = g.label; value = { inherit (g) drvPath attrPath; }; }])
-            targetSteps)
+        if grouped.oneEach then drvmapOf (filter (g: g.drvPath != null) targetSteps)
         else mkDrvmap drvTargets;
       # For `treekite pipeline`: whether to find dependencies, the phases
       # and settings again, and one `[ key drvPath skip buildArgs ]` per
@@ -306,9 +340,9 @@ let
 
   # The step building one group of targets (all the same derivation), and
   # the group's extra steps (from `mkExtras`).
-  mkTargetGroup = { parentTargetMap, cancelOnBuildFailing, defaultStepOverrides, treekite, mkExtras }:
+  mkTargetGroup = { parentTargetMap, cancelOnBuildFailing, defaultStepOverrides, treekiteText, mkExtras }:
     let
-      treekiteText = uploadText treekite;
+      buildLine = treekiteCommand treekiteText "build";
       noParentMap = parentTargetMap == { };
       cancel = if cancelOnBuildFailing then { cancel_on_build_failing = true; } else { };
     in
@@ -322,7 +356,7 @@ let
       # The label holds every character of the attribute path's names, so
       # when it has neither `'` nor `$`, neither has the path as JSON: one
       # look at the label spares escaping both.
-      plain = replaceStrings [ "'" "$" ] [ "" "" ] label == label;
+      plain = isPlain label;
       labelText = if plain then label else uploadText label;
       attrPath = targetAttrPath target;
       meta = target.meta or { };
@@ -336,18 +370,22 @@ let
         else if unchanged then "Target has not changed."
         else false;
       attrPathJSON = toJSON attrPath;
-      buildArgs = "--drv " + drvArg target.drvPath drvPath + " --attr-path " + (if plain then "'" + attrPathJSON + "'" else shellArg attrPathJSON);
+      # `drvFlags target.drvPath drvPath plain attrPathJSON`, written out:
+      # on every target the calls (with `quoteWord`'s) cost about 1,450
+      # instructions, 1 % of mkPipeline's work (callgrind, 2,000 targets).
+      buildArgs = "--drv " + drvArg target.drvPath drvPath
+        + " --attr-path " + (if plain then "'" + attrPathJSON + "'" else shellArg attrPathJSON);
       timeout = meta.timeout or null;
       self = {
         inherit drvPath target label plain labelText buildArgs attrPath attrPathJSON skip;
         step = {
           label = ":nix: " + (if single then labelText else uploadText (concatStringsSep ", " labels));
           key =
-            if drvPath == null then "skipped-" + substring 0 32 (hashString "sha256" (toJSON attrPath))
+            if drvPath == null then "skipped-" + substring 0 32 (hashString "sha256" attrPathJSON)
             else drvKey drvPath;
           command =
             if drvPath == null then "echo ${shellArg "${label} is not built: ${skip}"}"
-            else treekiteText + " build " + buildArgs;
+            else buildLine buildArgs;
           env.READTREE_TARGET = labelText;
           inherit skip;
           depends_on = ci.buildkiteExtraDeps or [ ];
@@ -362,18 +400,25 @@ let
     self;
 
   # The extra steps of a target group, from `meta.ci.extraSteps`, each with
-  # the phase it belongs to.
-  mkExtraSteps = { phases, buildEnabled, defaultStepOverrides, treekite }:
-    let treekiteText = uploadText treekite;
+  # the phase it belongs to. What all extra steps share is put together
+  # once.
+  mkExtraSteps = { phases, buildEnabled, defaultStepOverrides, treekiteText }:
+    let
+      shared = {
+        inherit phases buildEnabled defaultStepOverrides;
+        buildLine = treekiteCommand treekiteText "build";
+        execLine = treekiteCommand treekiteText "exec";
+      };
     in
     parent:
     let extraSteps = parent.target.meta.ci.extraSteps or { };
     in if extraSteps == { } then [ ]
-    else map (name: mkExtraStep { inherit phases buildEnabled defaultStepOverrides treekite treekiteText parent name; } extraSteps.${name}) (attrNames extraSteps);
+    else map (name: mkExtraStep shared parent name extraSteps.${name}) (attrNames extraSteps);
 
-  # Reuses what the parent's step already computed (its build arguments,
-  # attribute path as JSON, label text) rather than quoting it again.
-  mkExtraStep = { phases, buildEnabled, defaultStepOverrides, treekite, treekiteText, parent, name }:
+  # One extra step, `{ phase, step }`. It reuses what the parent's step
+  # already computed (its build arguments, attribute path as JSON, label
+  # text) rather than quoting it again.
+  mkExtraStep = shared: parent: name:
     { command
     , label ? name
     , needsOutput ? false
@@ -388,79 +433,99 @@ let
     }:
     let
       where = "extra step '${name}' of ${parent.label}";
-      checkedPhase =
-        if !(elem phase phases) then throw "${where}: phase '${phase}' is not one of the pipeline's phases (${concatStringsSep ", " phases}); add it to mkPipeline's `phases` or fix the step"
-        else if prompt != false && phase == "build" then throw "${where}: a step with `prompt` waits for a person, so it cannot be in the build phase; give it `phase = \"release\"`"
-        else phase;
-      script =
-        if isDerivation command then command
-        else throw "${where}: `command` must be a derivation (e.g. a script made with writeShellScript), got a ${builtins.typeOf command}";
-
-      # Which parent to build for `needsOutput`: an override makes a
-      # different derivation, which its attribute path cannot re-create.
-      outputParent = if parentOverride == null then null else parentOverride parent.target;
-      # (`mkBuildCommand` for the parent: its build arguments, then the link.)
-      buildParent =
-        if outputParent == null then
-          "${treekiteText} build ${parent.buildArgs} --out-link 'result'"
-        else
-          mkBuildCommand { attrPath = null; drvPath = outputParent.drvPath; outLink = "result"; inherit treekite; };
-      # toJSON (parent.attrPath ++ [ "meta" "ci" "extraSteps" name "command" ]),
-      # from the parent's own JSON.
-      scriptAttrPath =
-        if parent.attrPath == [ ] then toJSON [ "meta" "ci" "extraSteps" name "command" ]
-        else "${substring 0 (stringLength parent.attrPathJSON - 1) parent.attrPathJSON},\"meta\",\"ci\",\"extraSteps\",${toJSON name},\"command\"]";
-      scriptAttrPathArg =
-        if parent.plain && replaceStrings [ "'" "$" ] [ "" "" ] name == name then "'${scriptAttrPath}'"
-        else shellArg scriptAttrPath;
-      runScript = "${treekiteText} exec --drv ${drvArg script.drvPath (unsafeDiscardStringContext script.drvPath)} --attr-path ${scriptAttrPathArg}";
-
-      parentSkipped = parent.step.skip != false;
+      script = checkScript where command;
       key = "extra-step-" + hashString "sha1" (toJSON [ parent.step.key name ]);
       # uploadText "${label} (from ${parent.label})": " (from " holds no
       # `\` or `$`, so each side can be escaped alone.
       stepLabel = "${uploadText label} (from ${parent.labelText})";
+      branchesField = if branches == null then { } else { branches = concatStringsSep " " branches; };
 
       step = {
         inherit key;
         label = ":gear: " + stepLabel;
-        command =
-          if !needsOutput then runScript
-          # A parent skipped by its metadata has no derivation to build: the
-          # step (skipped unless `alwaysRun`) says so if it ever runs.
-          else if outputParent == null && parent.drvPath == null then
-            "echo ${shellArg "${label} needs the output of ${parent.label}, which is not built: ${parent.skip}"} >&2; exit 1"
-          else "${buildParent} && ${runScript}";
-        skip =
-          if skip != false then skipReason "Extra step is marked skip." skip
-          else if alwaysRun then false
-          else if parentSkipped then "Parent target is skipped."
-          else false;
-        depends_on = if buildEnabled && parentOverride == null then [ parent.step.key ] else [ ];
+        command = extraStepCommand shared parent name { inherit label script needsOutput parentOverride; };
+        skip = extraStepSkip parent skip alwaysRun;
+        depends_on = if shared.buildEnabled && parentOverride == null then [ parent.step.key ] else [ ];
       }
       // (if softFail != false then { soft_fail = softFail; } else { })
-      // defaultStepOverrides
+      // shared.defaultStepOverrides
       // (if agents == null then { } else { inherit agents; })
-      // (if branches == null then { } else { branches = concatStringsSep " " branches; });
-
-      # A prompt gates the step behind a block in a group of its own.
-      gated = {
-        group = stepLabel;
-        key = key + "-group";
-        inherit (step) depends_on skip;
-        steps = [
-          ({
-            block = ":radio_button: Run " + uploadText "${label}? (from ${parent.label})";
-            key = key + "-block";
-            prompt = uploadText prompt;
-          } // (if branches == null then { } else { branches = concatStringsSep " " branches; }))
-          ((removeAttrs step [ "depends_on" "skip" ]) // { depends_on = [ (key + "-block") ]; })
-        ];
-      };
+      // branchesField;
     in
     {
-      phase = checkedPhase;
-      step = builtins.seq script (if isString prompt then gated else step);
+      phase = checkPhase where shared.phases prompt phase;
+      step = builtins.seq script (
+        if !(isString prompt) then step
+        else gated step {
+          inherit prompt branchesField;
+          group = stepLabel;
+          block = ":radio_button: Run " + uploadText "${label}? (from ${parent.label})";
+        });
+    };
+
+  # An extra step's phase: one of the pipeline's, and not the build phase
+  # for a step that waits for a person.
+  checkPhase = where: phases: prompt: phase:
+    if !(elem phase phases) then throw "${where}: phase '${phase}' is not one of the pipeline's phases (${concatStringsSep ", " phases}); add it to mkPipeline's `phases` or fix the step"
+    else if prompt != false && phase == "build" then throw "${where}: a step with `prompt` waits for a person, so it cannot be in the build phase; give it `phase = \"release\"`"
+    else phase;
+
+  # An extra step's script, which must be a derivation.
+  checkScript = where: command:
+    if isDerivation command then command
+    else throw "${where}: `command` must be a derivation (e.g. a script made with writeShellScript), got a ${builtins.typeOf command}";
+
+  # What an extra step runs: `treekite exec` of its script, after building
+  # its parent's output into ./result when it `needsOutput`.
+  extraStepCommand = shared: parent: name: { label, script, needsOutput, parentOverride }:
+    let
+      runScript = shared.execLine (scriptArgs parent name script);
+      # Which parent to build: an override makes a different derivation,
+      # which its attribute path cannot re-create.
+      outputParent = if parentOverride == null then null else parentOverride parent.target;
+      parentArgs =
+        if outputParent == null then parent.buildArgs
+        else drvFlags outputParent.drvPath (unsafeDiscardStringContext outputParent.drvPath) false null;
+    in
+    if !needsOutput then runScript
+    # A parent skipped by its metadata has no derivation to build: the
+    # step (skipped unless `alwaysRun`) says so if it ever runs.
+    else if outputParent == null && parent.drvPath == null then
+      "echo ${shellArg "${label} needs the output of ${parent.label}, which is not built: ${parent.skip}"} >&2; exit 1"
+    else shared.buildLine (parentArgs + resultLinkFlag) + " && " + runScript;
+
+  # `treekite exec`'s arguments for an extra step's script: its `.drv`, and
+  # its attribute path,
+  # toJSON (parent.attrPath ++ [ "meta" "ci" "extraSteps" name "command" ]),
+  # made from the parent's own JSON.
+  scriptArgs = parent: name: script:
+    let
+      attrPathJSON =
+        if parent.attrPath == [ ] then toJSON [ "meta" "ci" "extraSteps" name "command" ]
+        else "${substring 0 (stringLength parent.attrPathJSON - 1) parent.attrPathJSON},\"meta\",\"ci\",\"extraSteps\",${toJSON name},\"command\"]";
+    in
+    drvFlags script.drvPath (unsafeDiscardStringContext script.drvPath) (parent.plain && isPlain name) attrPathJSON;
+
+  # An extra step's `skip`: its own, else none if it must always run, else
+  # its parent's.
+  extraStepSkip = parent: skip: alwaysRun:
+    if skip != false then skipReason "Extra step is marked skip." skip
+    else if alwaysRun then false
+    else if parent.step.skip != false then "Parent target is skipped."
+    else false;
+
+  # A step behind a prompt: a group of its own holding a block step, which
+  # asks, and the step, which waits for it. The group takes the step's
+  # `depends_on` and `skip`.
+  gated = step: { group, block, prompt, branchesField }:
+    {
+      inherit group;
+      key = step.key + "-group";
+      inherit (step) depends_on skip;
+      steps = [
+        ({ inherit block; key = step.key + "-block"; prompt = uploadText prompt; } // branchesField)
+        ((removeAttrs step [ "depends_on" "skip" ]) // { depends_on = [ (step.key + "-block") ]; })
+      ];
     };
 in
 {
