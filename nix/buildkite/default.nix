@@ -179,7 +179,36 @@ let
   # characters, no odd characters).
   drvKey = drvPath: "drv-" + substring 0 32 (baseNameOf drvPath);
 
-  # Type: (Derivation | String) -> String
+  /**
+    The key of the step that builds a derivation: `drv-` and the first 32
+    characters of its `.drv` file's hash, unique per derivation and safe as
+    a Buildkite key. Other steps name it in `depends_on`.
+
+    # Inputs
+
+    `drvOrPath`
+
+    : 1\. A derivation, or its `.drv` path.
+
+    # Type
+
+    ```
+    keyForDrv :: (Derivation | String) -> String
+    ```
+
+    # Examples
+    :::{.example}
+    ## `buildkite.keyForDrv` usage example
+
+    ```nix
+    buildkite.keyForDrv "/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv"
+    => "drv-8w5pib2c6z6ms8gwy722iqh0970jlick"
+    buildkite.keyForDrv depot.tools.cheddar
+    => "drv-8w5pib2c6z6ms8gwy722iqh0970jlick"
+    ```
+
+    :::
+  */
   keyForDrv = drvOrPath:
     let
       drvPath =
@@ -189,11 +218,57 @@ let
     in
     drvKey (unsafeDiscardStringContext drvPath);
 
-  # The command a step runs to build a target: `treekite build`, which
-  # realises the `.drv` (or re-evaluates `attrPath` if it was collected) and
-  # prints its store path. The result is ready for a pipeline upload.
-  #
-  # Type: { attrPath :: [String], drvPath :: String, outLink :: String?, treekite :: String? } -> String
+  /**
+    The command a step runs to build a derivation: `treekite build`, which
+    realises the `.drv` (or, if it was garbage-collected, evaluates
+    `attrPath` again) and prints its store path. Every argument is quoted
+    for the shell and for Buildkite's interpolation, so the result is ready
+    for a pipeline upload whatever characters the names hold.
+
+    # Inputs
+
+    Structured function argument
+
+    : `attrPath`
+      : The target's attribute path below the depot root, or `null` to
+        rely on the `.drv` alone.
+
+      `drvPath`
+      : The derivation's `.drv` path.
+
+      `outLink` (optional, default: `null`)
+      : Where to link the output (relative to the step's working
+        directory); `null` keeps treekite's own link, outside the checkout.
+
+      `treekite` (optional, default: `"treekite"`)
+      : How the step calls treekite: a command or an absolute path.
+
+    # Type
+
+    ```
+    mkBuildCommand :: {
+      attrPath :: [String] | Null;
+      drvPath :: String;
+      outLink ? String | Null;
+      treekite ? String;
+    } -> String
+    ```
+
+    # Examples
+    :::{.example}
+    ## `buildkite.mkBuildCommand` usage example
+
+    ```nix
+    buildkite.mkBuildCommand {
+      attrPath = [ "tools" "cheddar" ];
+      drvPath = "/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv";
+      outLink = "result";
+    }
+    => "treekite build --drv '/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv' --attr-path '[\"tools\",\"cheddar\"]' --out-link 'result'"
+    ```
+
+    :::
+  */
   mkBuildCommand = { attrPath, drvPath, outLink ? null, treekite ? "treekite" }:
     treekiteCommand (uploadText treekite) "build"
       (drvFlags drvPath (unsafeDiscardStringContext drvPath) false (if attrPath == null then null else toJSON attrPath)
@@ -202,10 +277,46 @@ let
   # A drvmap from `{ label, drvPath, attrPath }` sets.
   drvmapOf = entries: listToAttrs (map (e: { name = e.label; value = { inherit (e) drvPath attrPath; }; }) entries);
 
-  # The label → { drvPath, attrPath } map of a build's targets. A later build
-  # passes it as `parentTargetMap` to skip targets that did not change.
-  #
-  # Type: [Target] -> AttrSet
+  /**
+    The drvmap of a build: each target's label mapped to its `.drv` path
+    and attribute path (TVL's format). A later build passes it as
+    `parentTargetMap` to skip the targets whose derivation did not change.
+    Targets skipped by their metadata (`meta.broken`, `meta.ci.skip`) are
+    left out, and their `drvPath` is never evaluated.
+
+    # Inputs
+
+    `drvTargets`
+
+    : 1\. Targets as gathered by `readTree.gather`.
+
+    # Type
+
+    ```
+    mkDrvmap :: [AttrSet] -> { <label> :: { drvPath :: String; attrPath :: [String]; }; }
+    ```
+
+    # Examples
+    :::{.example}
+    ## `buildkite.mkDrvmap` usage example
+
+    ```nix
+    buildkite.mkDrvmap (readTree.gather (t: (t.type or null) == "derivation") depot)
+    => {
+      "tools/cheddar" = {
+        drvPath = "/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv";
+        attrPath = [ "tools" "cheddar" ];
+      };
+      "web/site:css" = {
+        drvPath = "/nix/store/0ak3zvyjfhadm0y3nscbsrdbbpa38wdl-css.drv";
+        attrPath = [ "web" "site" "css" ];
+      };
+      …
+    }
+    ```
+
+    :::
+  */
   mkDrvmap = drvTargets: drvmapOf (map
     (target: {
       label = readTree.mkLabel target;
@@ -214,10 +325,155 @@ let
     })
     (filter (t: !(skippedByMeta t)) drvTargets));
 
-  # The pipeline for `drvTargets` as data: steps split into chunks per phase,
-  # the drvmap, and what `treekite pipeline` needs to add dependencies.
-  #
-  # Type: AttrSet -> { type, phases, chunks, drvmap, targets, … }
+  /**
+    The Buildkite pipeline for a depot's targets, as plain data: it holds
+    no derivation, so `nix-instantiate --eval --strict --json` prints it
+    without building anything, and `treekite pipeline` writes it out as
+    chunk files ready for `buildkite-agent pipeline upload`.
+
+    Each target gets a step (`label = ":nix: <label>"`, `key` from
+    `keyForDrv`, `command` from `mkBuildCommand`, `skip`,
+    `env.READTREE_TARGET`, `depends_on`); targets that are the same
+    derivation share one. Each of its `meta.ci.extraSteps` gets a step
+    running its script with `treekite exec`, in the build phase right after
+    it or in the phase it names; a step with a `prompt` is a group holding
+    a block step and the step.
+
+    # Inputs
+
+    Structured function argument
+
+    : `headBranch`
+      : The branch whose builds are the baseline. Kept for TVL
+        compatibility: what skips is `parentTargetMap`.
+
+      `drvTargets`
+      : Targets as gathered by `readTree.gather`.
+
+      `parentTargetMap` (optional, default: `{ }`)
+      : The drvmap (`mkDrvmap`) of an earlier build: targets whose `.drv`
+        path is unchanged since then are skipped.
+
+      `additionalSteps` (optional, default: `[ ]`)
+      : Buildkite steps for the build phase, after the targets.
+
+      `postBuildSteps` (optional, default: `[ ]`)
+      : Buildkite steps for the release phase.
+
+      `phases` (optional, default: `[ "build" "release" ]`)
+      : Every phase an extra step may name, in upload order.
+
+      `activePhases` (optional, default: `phases`)
+      : The phases to generate now.
+
+      `cancelOnBuildFailing` (optional, default: `false`)
+      : Sets `cancel_on_build_failing` on the target steps.
+
+      `defaultStepOverrides` (optional, default: `{ }`)
+      : Merged into every generated step.
+
+      `treekite` (optional, default: `"treekite"`)
+      : How generated steps call treekite: a command or an absolute path,
+        e.g. a store path.
+
+      `dependencies` (optional, default: `true`)
+      : Whether `treekite pipeline` adds `depends_on` edges between target
+        steps, found in the derivation graph.
+
+      `maxJobsPerBuild` (optional, default: `4000`)
+      : Buildkite's limit of jobs per build; above it, `treekite pipeline`
+        builds targets in batches.
+
+      `chunkSize` (optional, default: `192`)
+      : The most jobs in one uploaded chunk.
+
+    The first nine are TVL's arguments, the last four treekite's.
+
+    # Type
+
+    ```
+    mkPipeline :: {
+      headBranch :: String;
+      drvTargets :: [AttrSet];
+      parentTargetMap ? Drvmap;
+      additionalSteps ? [Step];
+      postBuildSteps ? [Step];
+      phases ? [String];
+      activePhases ? [String];
+      cancelOnBuildFailing ? Bool;
+      defaultStepOverrides ? AttrSet;
+      treekite ? String;
+      dependencies ? Bool;
+      maxJobsPerBuild ? Int;
+      chunkSize ? Int;
+    } -> {
+      type :: String;              # "treekite-pipeline"
+      version :: Int;              # 1
+      phases :: [String];          # the active phases, in order
+      chunks :: { <phase> :: [[Step]]; };
+      drvmap :: Drvmap;
+      analysis :: {
+        dependencies :: Bool;
+        phases :: [String];
+        settings :: Settings;
+        # one per target step; skip: whether the step is skipped
+        targets :: [[ key :: String, drvPath :: String, skip :: Bool, buildArgs :: String ]];
+      };
+      settings :: Settings;
+    }
+
+    Drvmap = { <label> :: { drvPath :: String; attrPath :: [String]; }; }
+    Settings = { dependencies :: Bool; maxJobsPerBuild :: Int; chunkSize :: Int; treekite :: String; }
+    Step = AttrSet  # a Buildkite step
+    ```
+
+    `settings.treekite` is the `treekite` argument escaped for Buildkite,
+    and `buildArgs` the quoted `--drv … --attr-path …` of a target:
+    `treekite pipeline` writes a batch's command from them.
+
+    # Examples
+    :::{.example}
+    ## `buildkite.mkPipeline` usage example
+
+    ```nix
+    buildkite.mkPipeline {
+      headBranch = "main";
+      drvTargets = readTree.gather (t: (t.type or null) == "derivation") depot;
+    }
+    => {
+      type = "treekite-pipeline";
+      version = 1;
+      phases = [ "build" "release" ];
+      chunks = {
+        build = [ [
+          {
+            label = ":nix: tools/cheddar";
+            key = "drv-8w5pib2c6z6ms8gwy722iqh0970jlick";
+            command = "treekite build --drv '/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv' --attr-path '[\"tools\",\"cheddar\"]'";
+            env.READTREE_TARGET = "tools/cheddar";
+            skip = false;
+            depends_on = [ ];
+          }
+          …
+        ] ];
+        release = [ ];
+      };
+      drvmap = { "tools/cheddar" = { drvPath = "/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv"; attrPath = [ "tools" "cheddar" ]; }; … };
+      analysis = {
+        dependencies = true;
+        phases = [ "build" "release" ];
+        settings = { … };
+        targets = [
+          [ "drv-8w5pib2c6z6ms8gwy722iqh0970jlick" "/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv" false "--drv '/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv' --attr-path '[\"tools\",\"cheddar\"]'" ]
+          …
+        ];
+      };
+      settings = { dependencies = true; maxJobsPerBuild = 4000; chunkSize = 192; treekite = "treekite"; };
+    }
+    ```
+
+    :::
+  */
   mkPipeline =
     {
       # Branch whose builds are the baseline (kept for TVL compatibility;
