@@ -674,6 +674,12 @@ let
   # One extra step, `{ phase, step }`. It reuses what the parent's step
   # already computed (its build arguments, attribute path as JSON, label
   # text) rather than quoting it again.
+  #
+  # Its pieces are functions below. That costs about 27 function calls
+  # (10,000 instructions) per extra step, 5 % of one, most of which is its
+  # script's derivation: about 4 ms at 10,000 targets, too little to see
+  # in wall time. (A target's step, made for every target, keeps its
+  # `buildArgs` written out.)
   mkExtraStep = shared: parent: name:
     { command
     , label ? name
