@@ -332,9 +332,11 @@ let
     chunk files ready for `buildkite-agent pipeline upload`.
 
     Each target gets a step (`label = ":nix: <label>"`, `key` from
-    `keyForDrv`, `command` from `mkBuildCommand`, `skip`,
+    `keyForDrv`, `command` as from `mkBuildCommand`, `skip`,
     `env.READTREE_TARGET`, `depends_on`); targets that are the same
-    derivation share one. Each of its `meta.ci.extraSteps` gets a step
+    derivation share one. A target skipped by its metadata gets a step
+    that is skipped, keyed `skipped-…`, and its `drvPath` is never
+    evaluated. Each of its `meta.ci.extraSteps` gets a step
     running its script with `treekite exec`, in the build phase right after
     it or in the phase it names; a step with a `prompt` is a group holding
     a block step and the step.
