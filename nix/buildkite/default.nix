@@ -63,24 +63,64 @@ let
   # out doubled, but nothing is ever substituted.
   uploadText = escapeDollars "\\";
 
-  # One shell word, single-quoted. Inside the quotes `''` is empty, so it
-  # can separate a backslash from a `$` without changing the word.
-  # Words with neither `'` nor `$` (store paths, most names) need no work.
-  shellArg = s:
-    if replaceStrings [ "'" "$" ] [ "" "" ] s == s then "'" + s + "'"
+  # True when `s` holds neither `'` nor `$`: single quotes alone then make
+  # it one shell word that Buildkite leaves alone. Most words are plain
+  # (store paths, most names), and checking is cheaper than escaping.
+  isPlain = s: replaceStrings [ "'" "$" ] [ "" "" ] s == s;
+
+  # `s` as one shell word, single-quoted. Inside the quotes `''` is empty,
+  # so it can separate a backslash from a `$` without changing the word.
+  # `plain` says that `isPlain s` is already known to hold, which spares
+  # the work; false is always correct.
+  quoteWord = plain: s:
+    if plain then "'" + s + "'"
     else escapeDollars "''" ("'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'");
+
+  # One shell word, single-quoted.
+  shellArg = s: quoteWord (isPlain s) s;
 
   # A derivation's drvPath as one shell word. When the string is exactly
   # the store path its context names (as for every real derivation), it
   # holds only what Nix allows in store path names, none of which needs
   # quoting, unless the store directory does: checking that context is
-  # cheaper than looking at every character.
+  # cheaper than looking at every character. (The plain case is
+  # `quoteWord true drvPath` written out: this runs for every target.)
   getContext = builtins.getContext or null;
-  storeDirPlain = getContext != null
-    && replaceStrings [ "'" "$" ] [ "" "" ] builtins.storeDir == builtins.storeDir;
+  storeDirPlain = getContext != null && isPlain builtins.storeDir;
   drvArg = rawDrvPath: drvPath:
     if storeDirPlain && attrNames (getContext rawDrvPath) == [ drvPath ] then "'${drvPath}'"
     else shellArg drvPath;
+
+  # A treekite command line, from pieces already quoted for the shell and
+  # for Buildkite: `treekiteText` (the command: `uploadText` of
+  # mkPipeline's `treekite`), the subcommand, and its arguments as one
+  # string of words. `treekite pipeline` writes batched `treekite build`
+  # lines the same way, from `settings.treekite` and each target's
+  # `buildArgs`.
+  #
+  # A pipeline applies it to its first two arguments once, so the prefix
+  # is joined once; each step then adds one string. That is cheaper than
+  # the three-part concatenation it replaces, and a list of words would
+  # cost more.
+  treekiteCommand = treekiteText: subcommand:
+    let prefix = treekiteText + " " + subcommand + " ";
+    in args: prefix + args;
+
+  # How `treekite build` and `treekite exec` are told which derivation to
+  # use: `--drv` and its `.drv` file, then `--attr-path` and the attribute
+  # path (as JSON) that makes it again if the file is gone, unless
+  # `attrPathJSON` is null. `rawDrvPath` is the drvPath with its context,
+  # `drvPath` the same without (see `drvArg`); `plain` as for `quoteWord`.
+  # A target's `buildArgs` is this, written out (see mkTargetGroup).
+  drvFlags = rawDrvPath: drvPath: plain: attrPathJSON:
+    "--drv " + drvArg rawDrvPath drvPath
+    + (if attrPathJSON == null then "" else " --attr-path " + quoteWord plain attrPathJSON);
+
+  # `--out-link`, for `treekite build`: where to link the output.
+  outLinkFlag = outLinkWord: " --out-link " + outLinkWord;
+
+  # Extra steps that `needsOutput` find their parent's output at ./result.
+  resultLinkFlag = outLinkFlag (shellArg "result");
 
   # Guard for step fields whose values are user text: Buildkite refuses a
   # skip reason over 70 characters.
@@ -134,10 +174,41 @@ let
       (c: let start = c * size; in genList (i: elemAt list (start + i)) (if n - start < size then n - start else size))
       ((n + size - 1) / size);
 
-  # The step key for a derivation: its hash, which is unique per derivation
-  # and safe in keys (at most 100 characters, no odd characters).
-  #
-  # Type: (Derivation | String) -> String
+  # The step key for a `.drv` path (a string without context): its hash,
+  # which is unique per derivation and safe in keys (at most 100
+  # characters, no odd characters).
+  drvKey = drvPath: "drv-" + substring 0 32 (baseNameOf drvPath);
+
+  /**
+    The key of the step that builds a derivation: `drv-` and the first 32
+    characters of its `.drv` file's hash, unique per derivation and safe as
+    a Buildkite key. Other steps name it in `depends_on`.
+
+    # Inputs
+
+    `drvOrPath`
+
+    : 1\. A derivation, or its `.drv` path.
+
+    # Type
+
+    ```
+    keyForDrv :: (Derivation | String) -> String
+    ```
+
+    # Examples
+    :::{.example}
+    ## `buildkite.keyForDrv` usage example
+
+    ```nix
+    buildkite.keyForDrv "/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv"
+    => "drv-8w5pib2c6z6ms8gwy722iqh0970jlick"
+    buildkite.keyForDrv depot.tools.cheddar
+    => "drv-8w5pib2c6z6ms8gwy722iqh0970jlick"
+    ```
+
+    :::
+  */
   keyForDrv = drvOrPath:
     let
       drvPath =
@@ -145,41 +216,266 @@ let
         else if isString drvOrPath then drvOrPath
         else throw "keyForDrv: expected a derivation or a .drv path, got a ${builtins.typeOf drvOrPath}";
     in
-    "drv-" + substring 0 32 (baseNameOf (unsafeDiscardStringContext drvPath));
+    drvKey (unsafeDiscardStringContext drvPath);
 
-  # The command a step runs to build a target: `treekite build`, which
-  # realises the `.drv` (or re-evaluates `attrPath` if it was collected) and
-  # prints its store path. The result is ready for a pipeline upload.
-  #
-  # Type: { attrPath :: [String], drvPath :: String, outLink :: String?, treekite :: String? } -> String
+  /**
+    The command a step runs to build a derivation: `treekite build`, which
+    realises the `.drv` (or, if it was garbage-collected, evaluates
+    `attrPath` again) and prints its store path. Every argument is quoted
+    for the shell and for Buildkite's interpolation, so the result is ready
+    for a pipeline upload whatever characters the names hold.
+
+    # Inputs
+
+    Structured function argument
+
+    : `attrPath`
+      : The target's attribute path below the depot root, or `null` to
+        rely on the `.drv` alone.
+
+      `drvPath`
+      : The derivation's `.drv` path.
+
+      `outLink` (optional, default: `null`)
+      : Where to link the output (relative to the step's working
+        directory); `null` keeps treekite's own link, outside the checkout.
+
+      `treekite` (optional, default: `"treekite"`)
+      : How the step calls treekite: a command or an absolute path.
+
+    # Type
+
+    ```
+    mkBuildCommand :: {
+      attrPath :: [String] | Null;
+      drvPath :: String;
+      outLink ? String | Null;
+      treekite ? String;
+    } -> String
+    ```
+
+    # Examples
+    :::{.example}
+    ## `buildkite.mkBuildCommand` usage example
+
+    ```nix
+    buildkite.mkBuildCommand {
+      attrPath = [ "tools" "cheddar" ];
+      drvPath = "/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv";
+      outLink = "result";
+    }
+    => "treekite build --drv '/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv' --attr-path '[\"tools\",\"cheddar\"]' --out-link 'result'"
+    ```
+
+    :::
+  */
   mkBuildCommand = { attrPath, drvPath, outLink ? null, treekite ? "treekite" }:
-    concatStringsSep " " ([
-      (uploadText treekite)
-      "build"
-      "--drv"
-      (shellArg (unsafeDiscardStringContext drvPath))
-    ]
-    ++ (if attrPath == null then [ ] else [ "--attr-path" (shellArg (toJSON attrPath)) ])
-    ++ (if outLink == null then [ ] else [ "--out-link" (shellArg outLink) ]));
+    treekiteCommand (uploadText treekite) "build"
+      (drvFlags drvPath (unsafeDiscardStringContext drvPath) false (if attrPath == null then null else toJSON attrPath)
+      + (if outLink == null then "" else outLinkFlag (shellArg outLink)));
 
-  # The label → { drvPath, attrPath } map of a build's targets. A later build
-  # passes it as `parentTargetMap` to skip targets that did not change.
-  #
-  # Type: [Target] -> AttrSet
-  mkDrvmap = drvTargets: listToAttrs (map
-    (target: {
-      name = readTree.mkLabel target;
-      value = {
-        drvPath = unsafeDiscardStringContext target.drvPath;
-        attrPath = targetAttrPath target;
+  # A drvmap from `{ label, drvPath, attrPath }` sets.
+  drvmapOf = entries: listToAttrs (map (e: { name = e.label; value = { inherit (e) drvPath attrPath; }; }) entries);
+
+  /**
+    The drvmap of a build: each target's label mapped to its `.drv` path
+    and attribute path (TVL's format). A later build passes it as
+    `parentTargetMap` to skip the targets whose derivation did not change.
+    Targets skipped by their metadata (`meta.broken`, `meta.ci.skip`) are
+    left out, and their `drvPath` is never evaluated.
+
+    # Inputs
+
+    `drvTargets`
+
+    : 1\. Targets as gathered by `readTree.gather`.
+
+    # Type
+
+    ```
+    mkDrvmap :: [AttrSet] -> { <label> :: { drvPath :: String; attrPath :: [String]; }; }
+    ```
+
+    # Examples
+    :::{.example}
+    ## `buildkite.mkDrvmap` usage example
+
+    ```nix
+    buildkite.mkDrvmap (readTree.gather (t: (t.type or null) == "derivation") depot)
+    => {
+      "tools/cheddar" = {
+        drvPath = "/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv";
+        attrPath = [ "tools" "cheddar" ];
       };
+      "web/site:css" = {
+        drvPath = "/nix/store/0ak3zvyjfhadm0y3nscbsrdbbpa38wdl-css.drv";
+        attrPath = [ "web" "site" "css" ];
+      };
+      …
+    }
+    ```
+
+    :::
+  */
+  mkDrvmap = drvTargets: drvmapOf (map
+    (target: {
+      label = readTree.mkLabel target;
+      drvPath = unsafeDiscardStringContext target.drvPath;
+      attrPath = targetAttrPath target;
     })
     (filter (t: !(skippedByMeta t)) drvTargets));
 
-  # The pipeline for `drvTargets` as data: steps split into chunks per phase,
-  # the drvmap, and what `treekite pipeline` needs to add dependencies.
-  #
-  # Type: AttrSet -> { type, phases, chunks, drvmap, targets, … }
+  /**
+    The Buildkite pipeline for a depot's targets, as plain data: it holds
+    no derivation, so `nix-instantiate --eval --strict --json` prints it
+    without building anything, and `treekite pipeline` writes it out as
+    chunk files ready for `buildkite-agent pipeline upload`.
+
+    Each target gets a step (`label = ":nix: <label>"`, `key` from
+    `keyForDrv`, `command` as from `mkBuildCommand`, `skip`,
+    `env.READTREE_TARGET`, `depends_on`); targets that are the same
+    derivation share one. A target skipped by its metadata gets a step
+    that is skipped, keyed `skipped-…`, and its `drvPath` is never
+    evaluated. Each of its `meta.ci.extraSteps` gets a step
+    running its script with `treekite exec`, in the build phase right after
+    it or in the phase it names; a step with a `prompt` is a group holding
+    a block step and the step.
+
+    # Inputs
+
+    Structured function argument
+
+    : `headBranch`
+      : The branch whose builds are the baseline. Kept for TVL
+        compatibility: what skips is `parentTargetMap`.
+
+      `drvTargets`
+      : Targets as gathered by `readTree.gather`.
+
+      `parentTargetMap` (optional, default: `{ }`)
+      : The drvmap (`mkDrvmap`) of an earlier build: targets whose `.drv`
+        path is unchanged since then are skipped.
+
+      `additionalSteps` (optional, default: `[ ]`)
+      : Buildkite steps for the build phase, after the targets.
+
+      `postBuildSteps` (optional, default: `[ ]`)
+      : Buildkite steps for the release phase.
+
+      `phases` (optional, default: `[ "build" "release" ]`)
+      : Every phase an extra step may name, in upload order.
+
+      `activePhases` (optional, default: `phases`)
+      : The phases to generate now.
+
+      `cancelOnBuildFailing` (optional, default: `false`)
+      : Sets `cancel_on_build_failing` on the target steps.
+
+      `defaultStepOverrides` (optional, default: `{ }`)
+      : Merged into every generated step.
+
+      `treekite` (optional, default: `"treekite"`)
+      : How generated steps call treekite: a command or an absolute path,
+        e.g. a store path.
+
+      `dependencies` (optional, default: `true`)
+      : Whether `treekite pipeline` adds `depends_on` edges between target
+        steps, found in the derivation graph.
+
+      `maxJobsPerBuild` (optional, default: `4000`)
+      : Buildkite's limit of jobs per build; above it, `treekite pipeline`
+        builds targets in batches.
+
+      `chunkSize` (optional, default: `192`)
+      : The most jobs in one uploaded chunk.
+
+    The first nine are TVL's arguments, the last four treekite's.
+
+    # Type
+
+    ```
+    mkPipeline :: {
+      headBranch :: String;
+      drvTargets :: [AttrSet];
+      parentTargetMap ? Drvmap;
+      additionalSteps ? [Step];
+      postBuildSteps ? [Step];
+      phases ? [String];
+      activePhases ? [String];
+      cancelOnBuildFailing ? Bool;
+      defaultStepOverrides ? AttrSet;
+      treekite ? String;
+      dependencies ? Bool;
+      maxJobsPerBuild ? Int;
+      chunkSize ? Int;
+    } -> {
+      type :: String;              # "treekite-pipeline"
+      version :: Int;              # 1
+      phases :: [String];          # the active phases, in order
+      chunks :: { <phase> :: [[Step]]; };
+      drvmap :: Drvmap;
+      analysis :: {
+        dependencies :: Bool;
+        phases :: [String];
+        settings :: Settings;
+        # one per target step; skip: whether the step is skipped
+        targets :: [[ key :: String, drvPath :: String, skip :: Bool, buildArgs :: String ]];
+      };
+      settings :: Settings;
+    }
+
+    Drvmap = { <label> :: { drvPath :: String; attrPath :: [String]; }; }
+    Settings = { dependencies :: Bool; maxJobsPerBuild :: Int; chunkSize :: Int; treekite :: String; }
+    Step = AttrSet  # a Buildkite step
+    ```
+
+    `settings.treekite` is the `treekite` argument escaped for Buildkite,
+    and `buildArgs` the quoted `--drv … --attr-path …` of a target:
+    `treekite pipeline` writes a batch's command from them.
+
+    # Examples
+    :::{.example}
+    ## `buildkite.mkPipeline` usage example
+
+    ```nix
+    buildkite.mkPipeline {
+      headBranch = "main";
+      drvTargets = readTree.gather (t: (t.type or null) == "derivation") depot;
+    }
+    => {
+      type = "treekite-pipeline";
+      version = 1;
+      phases = [ "build" "release" ];
+      chunks = {
+        build = [ [
+          {
+            label = ":nix: tools/cheddar";
+            key = "drv-8w5pib2c6z6ms8gwy722iqh0970jlick";
+            command = "treekite build --drv '/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv' --attr-path '[\"tools\",\"cheddar\"]'";
+            env.READTREE_TARGET = "tools/cheddar";
+            skip = false;
+            depends_on = [ ];
+          }
+          …
+        ] ];
+        release = [ ];
+      };
+      drvmap = { "tools/cheddar" = { drvPath = "/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv"; attrPath = [ "tools" "cheddar" ]; }; … };
+      analysis = {
+        dependencies = true;
+        phases = [ "build" "release" ];
+        settings = { … };
+        targets = [
+          [ "drv-8w5pib2c6z6ms8gwy722iqh0970jlick" "/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv" false "--drv '/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv' --attr-path '[\"tools\",\"cheddar\"]'" ]
+          …
+        ];
+      };
+      settings = { dependencies = true; maxJobsPerBuild = 4000; chunkSize = 192; treekite = "treekite"; };
+    }
+    ```
+
+    :::
+  */
   mkPipeline =
     {
       # Branch whose builds are the baseline (kept for TVL compatibility;
@@ -211,7 +507,8 @@ let
     }:
     let
       enabledPhases = filter (p: elem p activePhases) phases;
-      settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = uploadText treekite; };
+      treekiteText = uploadText treekite;
+      settings = { inherit dependencies maxJobsPerBuild chunkSize; treekite = treekiteText; };
       buildEnabled = elem "build" enabledPhases;
 
       # Targets sharing a derivation share a step; the first one leads.
@@ -219,8 +516,8 @@ let
 
       # The shared arguments are applied once, not once per target.
       mkGroup = mkTargetGroup {
-        inherit parentTargetMap cancelOnBuildFailing defaultStepOverrides treekite;
-        mkExtras = mkExtraSteps { inherit phases buildEnabled defaultStepOverrides treekite; };
+        inherit parentTargetMap cancelOnBuildFailing defaultStepOverrides treekiteText;
+        mkExtras = mkExtraSteps { inherit phases buildEnabled defaultStepOverrides treekiteText; };
       };
       targetSteps = map mkGroup grouped.groups;
 
@@ -246,10 +543,7 @@ let
       # With one target per group, the groups are the targets in order and
       # already know their labels: the same drvmap as `mkDrvmap drvTargets`.
       drvmap =
-        if grouped.oneEach then
-          listToAttrs (concatMap
-            (g: if g.drvPath == null then [ ] else [{ name = g.label; value = { inherit (g) drvPath attrPath; }; }])
-            targetSteps)
+        if grouped.oneEach then drvmapOf (filter (g: g.drvPath != null) targetSteps)
         else mkDrvmap drvTargets;
       # For `treekite pipeline`: whether to find dependencies, the phases
       # and settings again, and one `[ key drvPath skip buildArgs ]` per
@@ -304,9 +598,9 @@ let
 
   # The step building one group of targets (all the same derivation), and
   # the group's extra steps (from `mkExtras`).
-  mkTargetGroup = { parentTargetMap, cancelOnBuildFailing, defaultStepOverrides, treekite, mkExtras }:
+  mkTargetGroup = { parentTargetMap, cancelOnBuildFailing, defaultStepOverrides, treekiteText, mkExtras }:
     let
-      treekiteText = uploadText treekite;
+      buildLine = treekiteCommand treekiteText "build";
       noParentMap = parentTargetMap == { };
       cancel = if cancelOnBuildFailing then { cancel_on_build_failing = true; } else { };
     in
@@ -320,7 +614,7 @@ let
       # The label holds every character of the attribute path's names, so
       # when it has neither `'` nor `$`, neither has the path as JSON: one
       # look at the label spares escaping both.
-      plain = replaceStrings [ "'" "$" ] [ "" "" ] label == label;
+      plain = isPlain label;
       labelText = if plain then label else uploadText label;
       attrPath = targetAttrPath target;
       meta = target.meta or { };
@@ -334,18 +628,22 @@ let
         else if unchanged then "Target has not changed."
         else false;
       attrPathJSON = toJSON attrPath;
-      buildArgs = "--drv " + drvArg target.drvPath drvPath + " --attr-path " + (if plain then "'" + attrPathJSON + "'" else shellArg attrPathJSON);
+      # `drvFlags target.drvPath drvPath plain attrPathJSON`, written out:
+      # on every target the calls (with `quoteWord`'s) cost about 1,450
+      # instructions, 1 % of mkPipeline's work (callgrind, 2,000 targets).
+      buildArgs = "--drv " + drvArg target.drvPath drvPath
+        + " --attr-path " + (if plain then "'" + attrPathJSON + "'" else shellArg attrPathJSON);
       timeout = meta.timeout or null;
       self = {
         inherit drvPath target label plain labelText buildArgs attrPath attrPathJSON skip;
         step = {
           label = ":nix: " + (if single then labelText else uploadText (concatStringsSep ", " labels));
           key =
-            if drvPath == null then "skipped-" + substring 0 32 (hashString "sha256" (toJSON attrPath))
-            else "drv-" + substring 0 32 (baseNameOf drvPath);
+            if drvPath == null then "skipped-" + substring 0 32 (hashString "sha256" attrPathJSON)
+            else drvKey drvPath;
           command =
             if drvPath == null then "echo ${shellArg "${label} is not built: ${skip}"}"
-            else treekiteText + " build " + buildArgs;
+            else buildLine buildArgs;
           env.READTREE_TARGET = labelText;
           inherit skip;
           depends_on = ci.buildkiteExtraDeps or [ ];
@@ -360,18 +658,31 @@ let
     self;
 
   # The extra steps of a target group, from `meta.ci.extraSteps`, each with
-  # the phase it belongs to.
-  mkExtraSteps = { phases, buildEnabled, defaultStepOverrides, treekite }:
-    let treekiteText = uploadText treekite;
+  # the phase it belongs to. What all extra steps share is put together
+  # once.
+  mkExtraSteps = { phases, buildEnabled, defaultStepOverrides, treekiteText }:
+    let
+      shared = {
+        inherit phases buildEnabled defaultStepOverrides;
+        buildLine = treekiteCommand treekiteText "build";
+        execLine = treekiteCommand treekiteText "exec";
+      };
     in
     parent:
     let extraSteps = parent.target.meta.ci.extraSteps or { };
     in if extraSteps == { } then [ ]
-    else map (name: mkExtraStep { inherit phases buildEnabled defaultStepOverrides treekite treekiteText parent name; } extraSteps.${name}) (attrNames extraSteps);
+    else map (name: mkExtraStep shared parent name extraSteps.${name}) (attrNames extraSteps);
 
-  # Reuses what the parent's step already computed (its build arguments,
-  # attribute path as JSON, label text) rather than quoting it again.
-  mkExtraStep = { phases, buildEnabled, defaultStepOverrides, treekite, treekiteText, parent, name }:
+  # One extra step, `{ phase, step }`. It reuses what the parent's step
+  # already computed (its build arguments, attribute path as JSON, label
+  # text) rather than quoting it again.
+  #
+  # Its pieces are functions below. That costs about 27 function calls
+  # (10,000 instructions) per extra step, 5 % of one, most of which is its
+  # script's derivation: about 4 ms at 10,000 targets, too little to see
+  # in wall time. (A target's step, made for every target, keeps its
+  # `buildArgs` written out.)
+  mkExtraStep = shared: parent: name:
     { command
     , label ? name
     , needsOutput ? false
@@ -386,79 +697,99 @@ let
     }:
     let
       where = "extra step '${name}' of ${parent.label}";
-      checkedPhase =
-        if !(elem phase phases) then throw "${where}: phase '${phase}' is not one of the pipeline's phases (${concatStringsSep ", " phases}); add it to mkPipeline's `phases` or fix the step"
-        else if prompt != false && phase == "build" then throw "${where}: a step with `prompt` waits for a person, so it cannot be in the build phase; give it `phase = \"release\"`"
-        else phase;
-      script =
-        if isDerivation command then command
-        else throw "${where}: `command` must be a derivation (e.g. a script made with writeShellScript), got a ${builtins.typeOf command}";
-
-      # Which parent to build for `needsOutput`: an override makes a
-      # different derivation, which its attribute path cannot re-create.
-      outputParent = if parentOverride == null then null else parentOverride parent.target;
-      # (`mkBuildCommand` for the parent: its build arguments, then the link.)
-      buildParent =
-        if outputParent == null then
-          "${treekiteText} build ${parent.buildArgs} --out-link 'result'"
-        else
-          mkBuildCommand { attrPath = null; drvPath = outputParent.drvPath; outLink = "result"; inherit treekite; };
-      # toJSON (parent.attrPath ++ [ "meta" "ci" "extraSteps" name "command" ]),
-      # from the parent's own JSON.
-      scriptAttrPath =
-        if parent.attrPath == [ ] then toJSON [ "meta" "ci" "extraSteps" name "command" ]
-        else "${substring 0 (stringLength parent.attrPathJSON - 1) parent.attrPathJSON},\"meta\",\"ci\",\"extraSteps\",${toJSON name},\"command\"]";
-      scriptAttrPathArg =
-        if parent.plain && replaceStrings [ "'" "$" ] [ "" "" ] name == name then "'${scriptAttrPath}'"
-        else shellArg scriptAttrPath;
-      runScript = "${treekiteText} exec --drv ${drvArg script.drvPath (unsafeDiscardStringContext script.drvPath)} --attr-path ${scriptAttrPathArg}";
-
-      parentSkipped = parent.step.skip != false;
+      script = checkScript where command;
       key = "extra-step-" + hashString "sha1" (toJSON [ parent.step.key name ]);
       # uploadText "${label} (from ${parent.label})": " (from " holds no
       # `\` or `$`, so each side can be escaped alone.
       stepLabel = "${uploadText label} (from ${parent.labelText})";
+      branchesField = if branches == null then { } else { branches = concatStringsSep " " branches; };
 
       step = {
         inherit key;
         label = ":gear: " + stepLabel;
-        command =
-          if !needsOutput then runScript
-          # A parent skipped by its metadata has no derivation to build: the
-          # step (skipped unless `alwaysRun`) says so if it ever runs.
-          else if outputParent == null && parent.drvPath == null then
-            "echo ${shellArg "${label} needs the output of ${parent.label}, which is not built: ${parent.skip}"} >&2; exit 1"
-          else "${buildParent} && ${runScript}";
-        skip =
-          if skip != false then skipReason "Extra step is marked skip." skip
-          else if alwaysRun then false
-          else if parentSkipped then "Parent target is skipped."
-          else false;
-        depends_on = if buildEnabled && parentOverride == null then [ parent.step.key ] else [ ];
+        command = extraStepCommand shared parent name { inherit label script needsOutput parentOverride; };
+        skip = extraStepSkip parent skip alwaysRun;
+        depends_on = if shared.buildEnabled && parentOverride == null then [ parent.step.key ] else [ ];
       }
       // (if softFail != false then { soft_fail = softFail; } else { })
-      // defaultStepOverrides
+      // shared.defaultStepOverrides
       // (if agents == null then { } else { inherit agents; })
-      // (if branches == null then { } else { branches = concatStringsSep " " branches; });
-
-      # A prompt gates the step behind a block in a group of its own.
-      gated = {
-        group = stepLabel;
-        key = key + "-group";
-        inherit (step) depends_on skip;
-        steps = [
-          ({
-            block = ":radio_button: Run " + uploadText "${label}? (from ${parent.label})";
-            key = key + "-block";
-            prompt = uploadText prompt;
-          } // (if branches == null then { } else { branches = concatStringsSep " " branches; }))
-          ((removeAttrs step [ "depends_on" "skip" ]) // { depends_on = [ (key + "-block") ]; })
-        ];
-      };
+      // branchesField;
     in
     {
-      phase = checkedPhase;
-      step = builtins.seq script (if isString prompt then gated else step);
+      phase = checkPhase where shared.phases prompt phase;
+      step = builtins.seq script (
+        if !(isString prompt) then step
+        else gated step {
+          inherit prompt branchesField;
+          group = stepLabel;
+          block = ":radio_button: Run " + uploadText "${label}? (from ${parent.label})";
+        });
+    };
+
+  # An extra step's phase: one of the pipeline's, and not the build phase
+  # for a step that waits for a person.
+  checkPhase = where: phases: prompt: phase:
+    if !(elem phase phases) then throw "${where}: phase '${phase}' is not one of the pipeline's phases (${concatStringsSep ", " phases}); add it to mkPipeline's `phases` or fix the step"
+    else if prompt != false && phase == "build" then throw "${where}: a step with `prompt` waits for a person, so it cannot be in the build phase; give it `phase = \"release\"`"
+    else phase;
+
+  # An extra step's script, which must be a derivation.
+  checkScript = where: command:
+    if isDerivation command then command
+    else throw "${where}: `command` must be a derivation (e.g. a script made with writeShellScript), got a ${builtins.typeOf command}";
+
+  # What an extra step runs: `treekite exec` of its script, after building
+  # its parent's output into ./result when it `needsOutput`.
+  extraStepCommand = shared: parent: name: { label, script, needsOutput, parentOverride }:
+    let
+      runScript = shared.execLine (scriptArgs parent name script);
+      # Which parent to build: an override makes a different derivation,
+      # which its attribute path cannot re-create.
+      outputParent = if parentOverride == null then null else parentOverride parent.target;
+      parentArgs =
+        if outputParent == null then parent.buildArgs
+        else drvFlags outputParent.drvPath (unsafeDiscardStringContext outputParent.drvPath) false null;
+    in
+    if !needsOutput then runScript
+    # A parent skipped by its metadata has no derivation to build: the
+    # step (skipped unless `alwaysRun`) says so if it ever runs.
+    else if outputParent == null && parent.drvPath == null then
+      "echo ${shellArg "${label} needs the output of ${parent.label}, which is not built: ${parent.skip}"} >&2; exit 1"
+    else shared.buildLine (parentArgs + resultLinkFlag) + " && " + runScript;
+
+  # `treekite exec`'s arguments for an extra step's script: its `.drv`, and
+  # its attribute path,
+  # toJSON (parent.attrPath ++ [ "meta" "ci" "extraSteps" name "command" ]),
+  # made from the parent's own JSON.
+  scriptArgs = parent: name: script:
+    let
+      attrPathJSON =
+        if parent.attrPath == [ ] then toJSON [ "meta" "ci" "extraSteps" name "command" ]
+        else "${substring 0 (stringLength parent.attrPathJSON - 1) parent.attrPathJSON},\"meta\",\"ci\",\"extraSteps\",${toJSON name},\"command\"]";
+    in
+    drvFlags script.drvPath (unsafeDiscardStringContext script.drvPath) (parent.plain && isPlain name) attrPathJSON;
+
+  # An extra step's `skip`: its own, else none if it must always run, else
+  # its parent's.
+  extraStepSkip = parent: skip: alwaysRun:
+    if skip != false then skipReason "Extra step is marked skip." skip
+    else if alwaysRun then false
+    else if parent.step.skip != false then "Parent target is skipped."
+    else false;
+
+  # A step behind a prompt: a group of its own holding a block step, which
+  # asks, and the step, which waits for it. The group takes the step's
+  # `depends_on` and `skip`.
+  gated = step: { group, block, prompt, branchesField }:
+    {
+      inherit group;
+      key = step.key + "-group";
+      inherit (step) depends_on skip;
+      steps = [
+        ({ inherit block; key = step.key + "-block"; prompt = uploadText prompt; } // branchesField)
+        ((removeAttrs step [ "depends_on" "skip" ]) // { depends_on = [ (step.key + "-block") ]; })
+      ];
     };
 in
 {
