@@ -160,6 +160,12 @@ struct PipelineArgs {
 
     #[command(flatten)]
     nix_args: NixArgs,
+
+    /// Show no progress while the depot evaluates. (By default, when it
+    /// takes more than 2 s: on a terminal one live line, in a log a line
+    /// at most every 10 s.)
+    #[arg(short = 'q', long)]
+    quiet: bool,
 }
 
 /// `--arg NAME EXPR` and `--argstr NAME VALUE`, each occurrence one pair,
@@ -391,6 +397,7 @@ impl PipelineArgs {
             attr: self.attr,
             out: self.out,
             nix_args: self.nix_args.0,
+            quiet: self.quiet,
         }
     }
 }

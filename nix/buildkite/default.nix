@@ -560,6 +560,24 @@ let
       inherit settings;
     };
 
+  # Progress for `treekite pipeline`, which sets TREEKITE_PROGRESS=1: most
+  # of the evaluation is spent on the targets' drvPaths, all of them before
+  # the first step is printed, so the printed JSON cannot tell how far it
+  # is. About every 200th of the targets, once its drvPath is evaluated,
+  # traces `treekite-progress DONE/TOTAL` (on stderr). Without the variable
+  # (a plain nix-instantiate, or pure evaluation) nothing is traced.
+  #
+  # Type: Int -> Int -> a -> a
+  progress =
+    if builtins.getEnv "TREEKITE_PROGRESS" == "" then total: index: value: value
+    else total: index: value:
+      let
+        done = index + 1;
+        every = total / 200 + 1;
+      in
+      if done - done / every * every != 0 && done != total then value
+      else builtins.seq value (builtins.trace "treekite-progress ${toString done}/${toString total}" value);
+
   # True when a target's own metadata says not to build it; its `drvPath`
   # is then never evaluated (a broken package may throw on it).
   #
@@ -576,14 +594,16 @@ let
   # Type: [Target] -> { groups :: [{ targets :: [Target], drvPath :: String? }], oneEach :: Bool }
   groupTargets = drvTargets:
     let
+      total = length drvTargets;
       entries = genList
         (index:
           let target = elemAt drvTargets index;
           in {
             inherit index target;
-            drvPath = if skippedByMeta target then null else unsafeDiscardStringContext target.drvPath;
+            drvPath = progress total index
+              (if skippedByMeta target then null else unsafeDiscardStringContext target.drvPath);
           })
-        (length drvTargets);
+        total;
       idOf = e: if e.drvPath == null then "skipped-${toString e.index}" else e.drvPath;
       byId = groupBy idOf entries;
       oneEach = length (attrNames byId) == length entries;

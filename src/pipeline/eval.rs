@@ -14,6 +14,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::model::{Analysis, Chunks, MKPIPELINE_VERSION, Pipeline, Shape, Target, nix_json_text};
+use super::progress::{self, Progress, Timing};
 use super::{Finished, Request, TargetDeps, analyse, finish};
 use crate::exit::bad_input;
 
@@ -38,13 +39,19 @@ pub fn evaluate(request: &Request) -> Result<(Pipeline, Finished)> {
     for arg in &request.nix_args {
         command.args(arg.flags());
     }
+    let progress = (!request.quiet).then(|| Progress::start(Timing::from_env()));
+    if progress.is_some() {
+        command.env(progress::ENV, "1").stderr(Stdio::piped());
+    } else {
+        command.stderr(Stdio::inherit());
+    }
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .context("running nix-instantiate (is Nix installed and on PATH?)")?;
     let stdout = child.stdout.take().expect("stdout is piped");
+    let nix_stderr = child.stderr.take();
     // serde_json reads a reader byte by byte: the buffer goes outside, so
     // the copy is made a buffer at a time.
     let mut json = BufReader::with_capacity(
@@ -54,11 +61,19 @@ pub fn evaluate(request: &Request) -> Result<(Pipeline, Finished)> {
             seen: Vec::with_capacity(1 << 20),
         },
     );
-    let streamed = std::thread::scope(|scope| read_streaming(&mut json, scope));
-    // Whatever the quick read left (all of it, if it gave up early).
-    let mut rest = Vec::new();
-    let drained = json.read_to_end(&mut rest);
+    let (streamed, drained) = std::thread::scope(|scope| {
+        if let (Some(progress), Some(nix_stderr)) = (&progress, nix_stderr) {
+            scope.spawn(move || progress.relay(nix_stderr));
+        }
+        let streamed = read_streaming(&mut json, scope);
+        // Whatever the quick read left (all of it, if it gave up early).
+        let drained = json.read_to_end(&mut Vec::new());
+        (streamed, drained)
+    });
     let status = child.wait().context("waiting for nix-instantiate")?;
+    if let Some(progress) = progress {
+        progress.finish();
+    }
     if !status.success() {
         bail!(
             "evaluating {} in {} failed; see Nix's error above (is the attribute there?)",

@@ -11,6 +11,7 @@ mod batch;
 mod deps;
 mod eval;
 mod model;
+mod progress;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,8 @@ pub struct Request {
     pub out: PathBuf,
     /// Arguments for the depot's top-level function, in the order given.
     pub nix_args: Vec<NixArg>,
+    /// Show no progress while evaluating.
+    pub quiet: bool,
 }
 
 /// The Nix file to evaluate.
