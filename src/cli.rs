@@ -230,7 +230,7 @@ struct LookupArgs {
     token_file: Option<PathBuf>,
 
     /// Buildkite's REST API [default: $TREEKITE_BUILDKITE_API_URL, else
-    /// https://api.buildkite.com/v2].
+    /// `https://api.buildkite.com/v2`].
     #[arg(long, value_name = "URL")]
     api_url: Option<String>,
 

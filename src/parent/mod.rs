@@ -258,9 +258,8 @@ impl fmt::Display for Reason {
 /// `treekite parent`: look the parent up and write its drvmap to `--out`.
 pub fn run(request: &Request) -> Result<ExitCode> {
     check_out_file(&request.out)?;
-    match announce(find(&request.lookup, Path::new("."))) {
-        Parent::Found(found) => write_atomically(&request.out, &found.drvmap.path)?,
-        _ => {}
+    if let Parent::Found(found) = announce(find(&request.lookup, Path::new("."))) {
+        write_atomically(&request.out, &found.drvmap.path)?;
     }
     Ok(ExitCode::Success)
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 /// One entry: only `drvPath` matters to the reader (`mkPipeline` compares
 /// it); other fields (`attrPath`) are allowed and ignored.
 #[derive(Deserialize)]
+#[serde(expecting = "an object with a drvPath")]
 struct Entry {
     #[serde(rename = "drvPath")]
     drv_path: String,

@@ -7,23 +7,6 @@ use assert_cmd::prelude::*;
 
 use crate::support::*;
 
-/// Copies the tracked files under `dirs` (as a fresh clone would have them)
-/// into `to`.
-fn copy_tracked(dirs: &[&str], to: &Path) {
-    let listed = stdout_of(
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(repo())
-            .args(["ls-files", "-z", "--"])
-            .args(dirs),
-    );
-    for file in listed.split('\0').filter(|f| !f.is_empty()) {
-        let target = to.join(file);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(repo().join(file), target).unwrap();
-    }
-}
-
 /// The log of the step whose label is `label` (logs are named by key, so
 /// find the key in the pipeline first).
 fn log_of(logs: &Path, pipeline: &Path, label: &str) -> String {
@@ -66,7 +49,7 @@ fn generate(depot: &Path, pipeline: &Path, gcroots: &Path) {
 fn the_example_pipeline_runs_end_to_end_and_leaves_the_checkout_clean() {
     require_nix();
     let checkout = Checkout::new();
-    copy_tracked(&["examples", "nix"], checkout.path());
+    checkout.copy_tracked(&["examples", "nix"]);
     checkout.commit_all("depot");
     let work = tempfile::tempdir().unwrap();
     let (pipeline, logs, gcroots) = (

@@ -8,6 +8,7 @@ mod build;
 mod example;
 mod exec;
 mod nix_buildkite;
+mod parent;
 mod pipeline;
 mod readtree;
 mod run;
