@@ -100,6 +100,77 @@ impl Job {
     }
 }
 
+/// A fake Buildkite: the API and the agent.
+struct Buildkite {
+    api: FakeApi,
+    agent: FakeAgent,
+}
+
+impl Buildkite {
+    /// The API lists `builds` (number, commit, state), each `uuid-N`; the
+    /// agent serves each one's `drvmap("N")` as `drvmap.json`.
+    fn serving(builds: &[(u64, &str, &str)]) -> Buildkite {
+        Buildkite::answering(vec![Answer::builds(&listed(builds))], builds)
+    }
+
+    /// The API gives `answers`; the agent serves the drvmaps of `builds`.
+    fn answering(answers: Vec<Answer>, builds: &[(u64, &str, &str)]) -> Buildkite {
+        let agent = FakeAgent::new();
+        for (number, _, _) in builds {
+            let tag = number.to_string();
+            agent.artifact(&format!("uuid-{number}"), "drvmap.json", &drvmap(&tag));
+        }
+        Buildkite {
+            api: FakeApi::start(answers),
+            agent,
+        }
+    }
+
+    /// `treekite parent ARGS` in `checkout`.
+    fn lookup(&self, checkout: &Checkout, args: &[&str]) -> Lookup {
+        let job = Job::new();
+        let output = job
+            .parent(checkout.path(), &self.api, &self.agent, args)
+            .output()
+            .unwrap();
+        Lookup { job, output }
+    }
+}
+
+/// `builds` (number, commit, state) as the API lists them, `uuid-N` each.
+fn listed(builds: &[(u64, &str, &str)]) -> Vec<Value> {
+    builds
+        .iter()
+        .map(|(number, commit, state)| build(*number, &format!("uuid-{number}"), commit, state))
+        .collect()
+}
+
+/// What one `treekite parent` did.
+struct Lookup {
+    job: Job,
+    output: Output,
+}
+
+impl Lookup {
+    /// Asserts that it found build `number` at `commit` (`STATE, PLACE`
+    /// after it), wrote that build's drvmap, printed nothing else, and
+    /// showed no token.
+    fn assert_found(&self, number: u64, commit: &str, state_and_place: &str) {
+        let line = format!("build #{number} (uuid-{number}) at {commit}, {state_and_place}");
+        assert_found(
+            &self.output,
+            &self.job.out(),
+            &line,
+            &drvmap(&number.to_string()),
+        );
+    }
+
+    /// Asserts the "none found" contract (see [`assert_not_found`]).
+    fn assert_not_found(&self, why: &str) -> String {
+        assert_not_found(&self.output, &self.job.out(), why)
+    }
+}
+
 /// Asserts that a lookup found `line` (after `treekite: parent: `), wrote
 /// `map` to `out`, printed nothing else, and showed no token.
 fn assert_found(output: &Output, out: &Path, line: &str, map: &str) {
@@ -136,7 +207,7 @@ fn assert_no_token(output: &Output) {
     }
 }
 
-/// The commits a request asked for.
+/// The commits each request asked for.
 fn commits_asked(api: &FakeApi) -> Vec<Vec<String>> {
     api.requests()
         .iter()
@@ -153,32 +224,18 @@ fn commits_asked(api: &FakeApi) -> Vec<Vec<String>> {
 fn the_parent_is_the_build_at_the_merge_base() {
     let history = History::new();
     let clone = history.clone("feature", &[]);
-    let api = FakeApi::with_builds(&[
-        build(12, "uuid-12", &history.m2, "passed"),
-        build(9, "uuid-9", &history.m1, "passed"),
-    ]);
-    let agent = FakeAgent::new();
-    agent.artifact("uuid-12", "drvmap.json", &drvmap("m2"));
-    agent.artifact("uuid-9", "drvmap.json", &drvmap("m1"));
-    let job = Job::new();
+    let buildkite = Buildkite::serving(&[(12, &history.m2, "passed"), (9, &history.m1, "passed")]);
 
-    let output = job
-        .parent(clone.path(), &api, &agent, &[])
-        .output()
-        .unwrap();
+    let lookup = buildkite.lookup(&clone, &[]);
 
-    let line = format!(
-        "build #12 (uuid-12) at {}, passed, merge base of HEAD and main",
-        history.m2
-    );
-    assert_found(&output, &job.out(), &line, &drvmap("m2"));
+    lookup.assert_found(12, &history.m2, "passed, merge base of HEAD and main");
     // One call, for the merge base and its two first-parent ancestors.
     assert_eq!(
-        commits_asked(&api),
+        commits_asked(&buildkite.api),
         [[history.m2.as_str(), &history.m1, &history.init]]
     );
     // The agent downloads into a directory of its own, removed after.
-    let calls = agent.calls();
+    let calls = buildkite.agent.calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
     let dir = calls[0]
         .strip_prefix("artifact download --build uuid-12 drvmap.json /")
@@ -190,21 +247,14 @@ fn the_parent_is_the_build_at_the_merge_base() {
 fn the_query_asks_for_exactly_the_candidate_commits_and_states() {
     let history = History::new();
     let clone = history.clone("feature", &[]);
-    let api = FakeApi::with_builds(&[]);
-    let agent = FakeAgent::new();
-    let job = Job::new();
+    let buildkite = Buildkite::serving(&[]);
 
-    let output = job
-        .parent(clone.path(), &api, &agent, &["--candidates", "2"])
-        .output()
-        .unwrap();
+    let lookup = buildkite.lookup(&clone, &["--candidates", "2"]);
 
-    assert_not_found(
-        &output,
-        &job.out(),
+    lookup.assert_not_found(
         "no passed or blocked build of the merge base of HEAD and main or the commit before it",
     );
-    let requests = api.requests();
+    let requests = buildkite.api.requests();
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
     assert_eq!(request.path, "/v2/organizations/org/pipelines/pipe/builds");
@@ -228,46 +278,38 @@ fn the_query_asks_for_exactly_the_candidate_commits_and_states() {
         request.authorization.as_deref(),
         Some(format!("Bearer {TOKEN}").as_str())
     );
-    assert!(agent.calls().is_empty(), "nothing to download");
+    assert!(buildkite.agent.calls().is_empty(), "nothing to download");
 }
 
 #[test]
 fn a_missing_build_or_artifact_moves_on_to_the_next_candidate() {
     let history = History::new();
     let clone = history.clone("feature", &[]);
-    let agent = FakeAgent::new();
-    agent.artifact("uuid-4", "drvmap.json", &drvmap("init"));
-    agent.artifact("uuid-5", "drvmap.json", &drvmap("m1"));
 
     // The merge base was never built: its parent's build is taken.
-    let api = FakeApi::with_builds(&[build(4, "uuid-4", &history.init, "passed")]);
-    let job = Job::new();
-    let output = job
-        .parent(clone.path(), &api, &agent, &[])
-        .output()
-        .unwrap();
-    let line = format!(
-        "build #4 (uuid-4) at {}, passed, 2 commits before the merge base of HEAD and main",
-        history.init
+    let buildkite = Buildkite::serving(&[(4, &history.init, "passed")]);
+    let lookup = buildkite.lookup(&clone, &[]);
+    lookup.assert_found(
+        4,
+        &history.init,
+        "passed, 2 commits before the merge base of HEAD and main",
     );
-    assert_found(&output, &job.out(), &line, &drvmap("init"));
 
     // The merge base's build has no drvmap: the next candidate's is taken.
-    let api = FakeApi::with_builds(&[
-        build(5, "uuid-5", &history.m1, "passed"),
-        build(6, "uuid-6", &history.m2, "passed"),
-    ]);
-    let job = Job::new();
-    let output = job
-        .parent(clone.path(), &api, &agent, &[])
-        .output()
-        .unwrap();
-    let line = format!(
-        "build #5 (uuid-5) at {}, passed, 1 commit before the merge base of HEAD and main",
-        history.m1
+    let buildkite = Buildkite::answering(
+        vec![Answer::builds(&listed(&[
+            (5, &history.m1, "passed"),
+            (6, &history.m2, "passed"),
+        ]))],
+        &[(5, &history.m1, "passed")],
     );
-    assert_found(&output, &job.out(), &line, &drvmap("m1"));
-    assert_eq!(agent.downloads(), ["uuid-4", "uuid-6", "uuid-5"]);
+    let lookup = buildkite.lookup(&clone, &[]);
+    lookup.assert_found(
+        5,
+        &history.m1,
+        "passed, 1 commit before the merge base of HEAD and main",
+    );
+    assert_eq!(buildkite.agent.downloads(), ["uuid-6", "uuid-5"]);
 }
 
 #[test]
@@ -276,67 +318,42 @@ fn of_several_builds_of_one_commit_the_newest_wins_and_the_current_build_is_neve
     let clone = history.clone("feature", &[]);
     // Listed out of order; the newest is a blocked build (a release
     // waiting for its prompt), the one after it is the current build.
-    let api = FakeApi::with_builds(&[
-        build(3, "uuid-3", &history.m2, "passed"),
-        build(9, "uuid-9", &history.m2, "blocked"),
-        build(11, CURRENT_BUILD, &history.m2, "passed"),
-        build(5, "uuid-5", &history.m2, "passed"),
+    let mut builds = listed(&[
+        (3, &history.m2, "passed"),
+        (9, &history.m2, "blocked"),
+        (5, &history.m2, "passed"),
     ]);
-    let agent = FakeAgent::new();
+    builds.insert(2, build(11, CURRENT_BUILD, &history.m2, "passed"));
+    let buildkite = Buildkite::answering(vec![Answer::builds(&builds)], &[]);
     // The artifact at a path with directories: the agent keeps it.
     for (uuid, tag) in [
         ("uuid-3", "3"),
         ("uuid-9", "9"),
         ("uuid-5", "5"),
-        (CURRENT_BUILD, "me"),
+        (CURRENT_BUILD, "11"),
     ] {
-        agent.artifact(uuid, "ci/out/drvmap.json", &drvmap(tag));
+        buildkite
+            .agent
+            .artifact(uuid, "ci/out/drvmap.json", &drvmap(tag));
     }
-    let job = Job::new();
 
-    let output = job
-        .parent(
-            clone.path(),
-            &api,
-            &agent,
-            &["--artifact", "ci/out/drvmap.json"],
-        )
-        .output()
-        .unwrap();
+    let lookup = buildkite.lookup(&clone, &["--artifact", "ci/out/drvmap.json"]);
 
-    let line = format!(
-        "build #9 (uuid-9) at {}, blocked, merge base of HEAD and main",
-        history.m2
-    );
-    assert_found(&output, &job.out(), &line, &drvmap("9"));
-    assert_eq!(agent.downloads(), ["uuid-9"]);
+    lookup.assert_found(9, &history.m2, "blocked, merge base of HEAD and main");
+    assert_eq!(buildkite.agent.downloads(), ["uuid-9"]);
 }
 
 #[test]
 fn on_the_base_branch_the_parent_is_a_build_of_heads_first_parent() {
     let history = History::new();
     let clone = history.clone("main", &[]);
-    let api = FakeApi::with_builds(&[
-        build(20, "uuid-20", &history.m4, "passed"),
-        build(19, "uuid-19", &history.m3, "passed"),
-    ]);
-    let agent = FakeAgent::new();
-    agent.artifact("uuid-20", "drvmap.json", &drvmap("m4"));
-    agent.artifact("uuid-19", "drvmap.json", &drvmap("m3"));
-    let job = Job::new();
+    let buildkite = Buildkite::serving(&[(20, &history.m4, "passed"), (19, &history.m3, "passed")]);
 
-    let output = job
-        .parent(clone.path(), &api, &agent, &[])
-        .output()
-        .unwrap();
+    let lookup = buildkite.lookup(&clone, &[]);
 
-    let line = format!(
-        "build #19 (uuid-19) at {}, passed, HEAD~1 on main",
-        history.m3
-    );
-    assert_found(&output, &job.out(), &line, &drvmap("m3"));
+    lookup.assert_found(19, &history.m3, "passed, HEAD~1 on main");
     assert_eq!(
-        commits_asked(&api),
+        commits_asked(&buildkite.api),
         [[history.m3.as_str(), &history.m2, &history.m1]]
     );
 }
@@ -347,44 +364,25 @@ fn a_pull_request_compares_with_its_base_branch() {
     let clone = history.clone("release", &[]);
     clone.git(&["checkout", "-q", "-b", "fix"]);
     clone.commit_file("fix.txt", "g1");
-    let api = FakeApi::with_builds(&[
-        build(30, "uuid-30", &history.r1, "passed"),
-        build(31, "uuid-31", &history.m1, "passed"),
-    ]);
-    let agent = FakeAgent::new();
-    agent.artifact("uuid-30", "drvmap.json", &drvmap("r1"));
-    agent.artifact("uuid-31", "drvmap.json", &drvmap("m1"));
+    let buildkite = Buildkite::serving(&[(30, &history.r1, "passed"), (31, &history.m1, "passed")]);
+    let pull_request = |number: &str| {
+        let job = Job::new();
+        let output = job
+            .parent(clone.path(), &buildkite.api, &buildkite.agent, &[])
+            .env("BUILDKITE_PULL_REQUEST", number)
+            .env("BUILDKITE_PULL_REQUEST_BASE_BRANCH", "release")
+            .output()
+            .unwrap();
+        Lookup { job, output }
+    };
 
-    let job = Job::new();
-    let output = job
-        .parent(clone.path(), &api, &agent, &[])
-        .env("BUILDKITE_PULL_REQUEST", "17")
-        .env("BUILDKITE_PULL_REQUEST_BASE_BRANCH", "release")
-        .output()
-        .unwrap();
-    let line = format!(
-        "build #30 (uuid-30) at {}, passed, merge base of HEAD and release",
-        history.r1
-    );
-    assert_found(&output, &job.out(), &line, &drvmap("r1"));
-
+    pull_request("17").assert_found(30, &history.r1, "passed, merge base of HEAD and release");
     // Not a pull request (`false`): the default branch, whose merge base
-    // with HEAD is m1.
-    let job = Job::new();
-    let output = job
-        .parent(clone.path(), &api, &agent, &[])
-        .env("BUILDKITE_PULL_REQUEST_BASE_BRANCH", "release")
-        .output()
-        .unwrap();
-    let line = format!(
-        "build #31 (uuid-31) at {}, passed, merge base of HEAD and main",
-        history.m1
-    );
-    assert_found(&output, &job.out(), &line, &drvmap("m1"));
+    // with HEAD is m1, which has one ancestor.
+    pull_request("false").assert_found(31, &history.m1, "passed, merge base of HEAD and main");
     assert_eq!(
-        commits_asked(&api)[1],
-        [history.m1.as_str(), &history.init],
-        "m1 has only one ancestor"
+        commits_asked(&buildkite.api)[1],
+        [history.m1.as_str(), &history.init]
     );
 }
 
@@ -396,23 +394,17 @@ fn a_shallow_clone_is_deepened_until_the_candidates_are_there() {
         clone.git(&["rev-parse", "--is-shallow-repository"]).trim(),
         "true"
     );
-    let api = FakeApi::with_builds(&[build(2, "uuid-2", &history.init, "passed")]);
-    let agent = FakeAgent::new();
-    agent.artifact("uuid-2", "drvmap.json", &drvmap("init"));
-    let job = Job::new();
+    let buildkite = Buildkite::serving(&[(2, &history.init, "passed")]);
 
-    let output = job
-        .parent(clone.path(), &api, &agent, &[])
-        .output()
-        .unwrap();
+    let lookup = buildkite.lookup(&clone, &[]);
 
-    let line = format!(
-        "build #2 (uuid-2) at {}, passed, 2 commits before the merge base of HEAD and main",
-        history.init
+    lookup.assert_found(
+        2,
+        &history.init,
+        "passed, 2 commits before the merge base of HEAD and main",
     );
-    assert_found(&output, &job.out(), &line, &drvmap("init"));
     assert_eq!(
-        commits_asked(&api),
+        commits_asked(&buildkite.api),
         [[history.m2.as_str(), &history.m1, &history.init]]
     );
 }
@@ -423,60 +415,38 @@ fn a_branch_with_no_common_history_has_no_parent() {
     let clone = history.clone("feature", &[]);
     clone.git(&["checkout", "-q", "--orphan", "lonely"]);
     clone.commit_file("lonely.txt", "alone");
-    let api = FakeApi::with_builds(&[]);
-    let agent = FakeAgent::new();
-    let job = Job::new();
+    let buildkite = Buildkite::serving(&[]);
 
-    let output = job
-        .parent(clone.path(), &api, &agent, &[])
-        .output()
-        .unwrap();
+    let lookup = buildkite.lookup(&clone, &[]);
 
-    assert_not_found(&output, &job.out(), "HEAD and main have no common history");
-    assert!(api.requests().is_empty());
+    lookup.assert_not_found("HEAD and main have no common history");
+    assert!(buildkite.api.requests().is_empty());
 }
 
 #[test]
 fn a_rate_limit_answer_is_waited_out_within_the_budget() {
     let history = History::new();
     let clone = history.clone("feature", &[]);
-    let agent = FakeAgent::new();
-    agent.artifact("uuid-12", "drvmap.json", &drvmap("m2"));
-    let builds = [build(12, "uuid-12", &history.m2, "passed")];
+    let builds = [(12, history.m2.as_str(), "passed")];
+    let rate_limited = |reset| {
+        let answers = vec![
+            Answer::RateLimited { reset },
+            Answer::builds(&listed(&builds)),
+        ];
+        Buildkite::answering(answers, &builds)
+    };
 
     // Reset in 1 s: waited for, then asked again.
-    let api = FakeApi::start(vec![
-        Answer::RateLimited { reset: 1 },
-        Answer::builds(&builds),
-    ]);
-    let job = Job::new();
-    let output = job
-        .parent(clone.path(), &api, &agent, &[])
-        .output()
-        .unwrap();
-    let line = format!(
-        "build #12 (uuid-12) at {}, passed, merge base of HEAD and main",
-        history.m2
-    );
-    assert_found(&output, &job.out(), &line, &drvmap("m2"));
-    assert_eq!(api.requests().len(), 2);
+    let buildkite = rate_limited(1);
+    let lookup = buildkite.lookup(&clone, &[]);
+    lookup.assert_found(12, &history.m2, "passed, merge base of HEAD and main");
+    assert_eq!(buildkite.api.requests().len(), 2);
 
     // Reset in an hour: beyond the budget, so no wait and no second call.
-    let api = FakeApi::start(vec![
-        Answer::RateLimited { reset: 3600 },
-        Answer::builds(&builds),
-    ]);
-    let job = Job::new();
-    let output = job
-        .parent(clone.path(), &api, &agent, &[])
-        .output()
-        .unwrap();
-    assert_not_found(
-        &output,
-        &job.out(),
-        "rate-limiting this organization for another 3600 s",
-    );
-    assert_eq!(api.requests().len(), 1);
+    let buildkite = rate_limited(3600);
+    let lookup = buildkite.lookup(&clone, &[]);
+    lookup.assert_not_found("rate-limiting this organization for another 3600 s");
+    assert_eq!(buildkite.api.requests().len(), 1);
 }
 
 /// A failure case: what the job lacks or what the API answers, and what
@@ -623,8 +593,7 @@ fn every_failure_is_one_line_exit_zero_and_no_file() {
         },
     ];
     for case in cases {
-        let api = FakeApi::start(case.answers);
-        let agent = FakeAgent::new();
+        let Buildkite { api, agent } = Buildkite::answering(case.answers, &[]);
         if let Some(text) = case.artifact {
             agent.artifact("uuid-12", "drvmap.json", text);
         }
@@ -640,8 +609,7 @@ fn every_failure_is_one_line_exit_zero_and_no_file() {
 #[test]
 fn bad_usage_is_exit_two() {
     let job = Job::new();
-    let api = FakeApi::with_builds(&[]);
-    let agent = FakeAgent::new();
+    let Buildkite { api, agent } = Buildkite::serving(&[]);
     let cases: [(&[&str], &[&str]); 4] = [
         (&["--candidates", "0"], &["--candidates", "1..=50"]),
         (
@@ -682,8 +650,7 @@ fn bad_usage_is_exit_two() {
 struct ExampleBuild {
     history: Checkout,
     work: TempDir,
-    api: FakeApi,
-    agent: FakeAgent,
+    buildkite: Buildkite,
     clone: Checkout,
 }
 
@@ -699,9 +666,10 @@ impl ExampleBuild {
             .not_on_buildkite()
             .assert()
             .success();
-        let agent = FakeAgent::new();
-        agent.artifact("uuid-1", "drvmap.json", &read(base.join("drvmap.json")));
-        let api = FakeApi::with_builds(&[build(1, "uuid-1", &history.head(), "passed")]);
+        let built = listed(&[(1, &history.head(), "passed")]);
+        let buildkite = Buildkite::answering(vec![Answer::builds(&built)], &[]);
+        let drvmap = read(base.join("drvmap.json"));
+        buildkite.agent.artifact("uuid-1", "drvmap.json", &drvmap);
 
         let clone = Checkout::clone_of(&history, &[]);
         clone.git(&["checkout", "-q", "-b", "feature"]);
@@ -711,8 +679,7 @@ impl ExampleBuild {
         ExampleBuild {
             history,
             work,
-            api,
-            agent,
+            buildkite,
             clone,
         }
     }
@@ -783,7 +750,7 @@ fn pipeline_with_parent_buildkite_skips_every_unchanged_target() {
     let out = example.work.path().join("feature");
 
     let assert = pipeline(&example.clone.path().join("examples"), &out)
-        .buildkite_job(&example.api, &example.agent)
+        .buildkite_job(&example.buildkite.api, &example.buildkite.agent)
         .args(["--parent", "buildkite"])
         .assert()
         .success();
@@ -796,7 +763,7 @@ fn pipeline_with_parent_buildkite_skips_every_unchanged_target() {
     assert!(stderr.starts_with(&found), "{stderr}");
     assert_eq!(assert.stdout_text(), "");
     assert_only_fmt_builds(&out);
-    assert_eq!(example.agent.downloads(), ["uuid-1"]);
+    assert_eq!(example.buildkite.agent.downloads(), ["uuid-1"]);
 }
 
 #[test]

@@ -98,11 +98,6 @@ impl FakeApi {
         }
     }
 
-    /// Answers every request with these builds.
-    pub fn with_builds(builds: &[Value]) -> FakeApi {
-        FakeApi::start(vec![Answer::builds(builds)])
-    }
-
     /// The requests received so far.
     pub fn requests(&self) -> Vec<ApiRequest> {
         self.seen.lock().unwrap().clone()
