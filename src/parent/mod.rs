@@ -31,6 +31,7 @@ mod history;
 
 use std::fmt;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -415,7 +416,11 @@ fn write_atomically(out: &Path, from: &Path) -> Result<()> {
     let text = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
     let mut file = tempfile::NamedTempFile::new_in(out_dir(out))
         .with_context(|| format!("creating a file beside {}", out.display()))?;
+    // A drvmap is no secret: readable as any file written here would be
+    // (a temporary file starts private).
+    let readable = std::fs::Permissions::from_mode(0o644);
     file.write_all(&text)
+        .and_then(|()| file.as_file().set_permissions(readable))
         .and_then(|()| file.as_file().sync_all())
         .with_context(|| format!("writing {}", out.display()))?;
     file.persist(out)

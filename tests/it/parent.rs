@@ -389,24 +389,21 @@ fn a_pull_request_compares_with_its_base_branch() {
 #[test]
 fn a_shallow_clone_is_deepened_until_the_candidates_are_there() {
     let history = History::new();
-    let clone = history.clone("feature", &["--depth", "1"]);
-    assert_eq!(
-        clone.git(&["rev-parse", "--is-shallow-repository"]).trim(),
-        "true"
-    );
     let buildkite = Buildkite::serving(&[(2, &history.init, "passed")]);
+    // Depth 1: not even the merge base is there. Depth 3 (f2, f1, m2): the
+    // merge base is, but its ancestors are cut off.
+    for depth in ["1", "3"] {
+        let clone = history.clone("feature", &["--depth", depth]);
+        let shallow = clone.git(&["rev-parse", "--is-shallow-repository"]);
+        assert_eq!(shallow.trim(), "true");
 
-    let lookup = buildkite.lookup(&clone, &[]);
+        let lookup = buildkite.lookup(&clone, &[]);
 
-    lookup.assert_found(
-        2,
-        &history.init,
-        "passed, 2 commits before the merge base of HEAD and main",
-    );
-    assert_eq!(
-        commits_asked(&buildkite.api),
-        [[history.m2.as_str(), &history.m1, &history.init]]
-    );
+        let place = "passed, 2 commits before the merge base of HEAD and main";
+        lookup.assert_found(2, &history.init, place);
+    }
+    let all = [history.m2.as_str(), &history.m1, &history.init];
+    assert_eq!(commits_asked(&buildkite.api), [all, all]);
 }
 
 #[test]
@@ -764,6 +761,28 @@ fn pipeline_with_parent_buildkite_skips_every_unchanged_target() {
     assert_eq!(assert.stdout_text(), "");
     assert_only_fmt_builds(&out);
     assert_eq!(example.buildkite.agent.downloads(), ["uuid-1"]);
+
+    // Without a token there is no parent: one line says so, and the
+    // pipeline builds every target.
+    let assert = pipeline(&example.clone.path().join("examples"), &out)
+        .buildkite_job(&example.buildkite.api, &example.buildkite.agent)
+        .env_remove("BUILDKITE_API_TOKEN")
+        .args(["--parent", "buildkite"])
+        .assert()
+        .success();
+    let stderr = assert.stderr_text();
+    assert!(
+        stderr.starts_with("treekite: parent: no Buildkite API token; ")
+            && stderr
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with("; building every target"),
+        "{stderr}"
+    );
+    let skips = target_skips(&out);
+    assert_eq!(skips.len(), 4);
+    assert!(skips.iter().all(|(_, skip)| skip == false), "{skips:?}");
 }
 
 #[test]
