@@ -14,7 +14,7 @@ use crate::agent::drv::DrvPath;
 use crate::agent::target::{AttrPath, TargetRef, Targets};
 use crate::agent::{build, exec};
 use crate::exit::{self, bad_input};
-use crate::{pipeline, run, upload};
+use crate::{parent, pipeline, pipeline_dir, run, upload};
 
 /// A parsed command line: one subcommand's request.
 #[derive(Debug)]
@@ -22,6 +22,7 @@ pub enum Invocation {
     Build(build::Request),
     Exec(exec::Request),
     Pipeline(pipeline::Request),
+    Parent(parent::Request),
     Upload(upload::Request),
     Run(run::Request),
 }
@@ -56,8 +57,32 @@ enum Command {
     Exec(ExecArgs),
 
     /// Evaluate a `mkPipeline` result and write the pipeline directory.
+    ///
+    /// With --parent, targets whose derivation is the same as in a parent
+    /// drvmap are skipped: the depot gets the map's path as
+    /// `--argstr parentDrvmap FILE` (see `treekite parent --help` for how
+    /// `--parent buildkite` finds it). Without a parent every target builds.
     #[command(after_help = exit::HELP)]
     Pipeline(PipelineArgs),
+
+    /// Find the parent build's drvmap on Buildkite and write it to FILE.
+    ///
+    /// The parent is the newest passed (or blocked) build of the merge base
+    /// of HEAD and the base branch, else of one of its first-parent
+    /// ancestors (on the base branch itself: of HEAD's first parent). The
+    /// base branch is fetched from `origin`, deepening a shallow clone as
+    /// needed; the builds come from one call to Buildkite's REST API (a
+    /// token with the read_builds scope); the map is the build's
+    /// `drvmap.json` artifact, downloaded with `buildkite-agent`.
+    ///
+    /// Not finding one is not an error: one line on stderr says why, FILE
+    /// is left alone, and the exit status is 0, so the build goes on and
+    /// builds every target. Uses BUILDKITE_ORGANIZATION_SLUG,
+    /// BUILDKITE_PIPELINE_SLUG, BUILDKITE_BUILD_ID (never its own parent),
+    /// BUILDKITE_PULL_REQUEST, BUILDKITE_PULL_REQUEST_BASE_BRANCH and
+    /// BUILDKITE_PIPELINE_DEFAULT_BRANCH.
+    #[command(after_help = exit::HELP)]
+    Parent(ParentArgs),
 
     /// Upload a phase's chunks with `buildkite-agent pipeline upload`.
     ///
@@ -161,11 +186,74 @@ struct PipelineArgs {
     #[command(flatten)]
     nix_args: NixArgs,
 
+    /// The parent drvmap: `buildkite` to look it up (as `treekite parent`
+    /// does; none found means every target builds), or the path of a
+    /// drvmap.json written by an earlier `treekite pipeline`.
+    #[arg(long, value_name = "buildkite|PATH", value_parser = parent_flag)]
+    parent: Option<ParentFlag>,
+
+    /// The depot's argument that receives the parent drvmap's path
+    /// [default: parentDrvmap].
+    #[arg(long, value_name = "NAME", requires = "parent", value_parser = non_empty_name)]
+    parent_arg: Option<String>,
+
     /// Show no progress while the depot evaluates. (By default, when it
     /// takes more than 2 s: on a terminal one live line, in a log a line
     /// at most every 10 s.)
     #[arg(short = 'q', long)]
     quiet: bool,
+
+    #[command(flatten)]
+    lookup: LookupArgs,
+}
+
+/// `--parent`'s value.
+#[derive(Debug, Clone)]
+enum ParentFlag {
+    Buildkite,
+    File(PathBuf),
+}
+
+/// How to look for the parent build: shared by `treekite parent` and
+/// `treekite pipeline --parent buildkite`. Defaults are applied in
+/// [`LookupArgs::into_lookup`], so a flag given is one the user typed.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Finding the parent build")]
+struct LookupArgs {
+    /// The branch to compare with [default: BUILDKITE_PULL_REQUEST_BASE_BRANCH
+    /// in a pull request build, else BUILDKITE_PIPELINE_DEFAULT_BRANCH].
+    #[arg(long, value_name = "BRANCH", value_parser = branch_name)]
+    base: Option<String>,
+
+    /// How many commits may have the parent: the merge base and its
+    /// first-parent ancestors, 1 to 50 [default: 3].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=50))]
+    candidates: Option<u16>,
+
+    /// File holding the Buildkite API token (read_builds scope)
+    /// [default: $BUILDKITE_API_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+
+    /// Buildkite's REST API [default: $TREEKITE_BUILDKITE_API_URL, else
+    /// `https://api.buildkite.com/v2`].
+    #[arg(long, value_name = "URL")]
+    api_url: Option<String>,
+
+    /// The drvmap's artifact path in the parent build [default: drvmap.json].
+    #[arg(long, value_name = "PATH", value_parser = artifact_path)]
+    artifact: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ParentArgs {
+    /// File to write the parent's drvmap to (replaced whole, only when a
+    /// parent is found).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+
+    #[command(flatten)]
+    lookup: LookupArgs,
 }
 
 /// `--arg NAME EXPR` and `--argstr NAME VALUE`, each occurrence one pair,
@@ -304,6 +392,48 @@ fn non_empty_branch(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+fn parent_flag(text: &str) -> Result<ParentFlag, String> {
+    match text {
+        "" => Err("--parent takes `buildkite` or the path of a drvmap.json".to_owned()),
+        "buildkite" => Ok(ParentFlag::Buildkite),
+        path => Ok(ParentFlag::File(PathBuf::from(path))),
+    }
+}
+
+fn non_empty_name(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("the name must not be empty".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// A branch name as git allows it: not empty, not an option.
+fn branch_name(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() || text.starts_with('-') {
+        return Err(format!("{text:?} is not a branch name"));
+    }
+    Ok(text.to_owned())
+}
+
+/// An artifact path: relative, and one file (the agent would take a glob
+/// for a pattern).
+fn artifact_path(text: &str) -> Result<String, String> {
+    let path = std::path::Path::new(text);
+    if text.is_empty() || path.is_absolute() || text.contains(['*', '?', '[']) {
+        return Err(format!(
+            "{text:?} is not an artifact path; pass the relative path the drvmap was uploaded at, e.g. {}",
+            pipeline_dir::DRVMAP_FILE
+        ));
+    }
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(format!("{text:?} leaves the download directory (..)"));
+    }
+    Ok(text.to_owned())
+}
+
 fn at_least_one_job(text: &str) -> Result<NonZeroUsize, String> {
     let n: usize = text
         .parse()
@@ -316,7 +446,11 @@ impl Command {
         Ok(match self {
             Command::Build(args) => Invocation::Build(args.into_request()?),
             Command::Exec(args) => Invocation::Exec(args.into_request()?),
-            Command::Pipeline(args) => Invocation::Pipeline(args.into_request()),
+            Command::Pipeline(args) => Invocation::Pipeline(args.into_request()?),
+            Command::Parent(args) => Invocation::Parent(parent::Request {
+                lookup: args.lookup.into_lookup()?,
+                out: args.out,
+            }),
             Command::Upload(args) => Invocation::Upload(upload::Request {
                 dir: args.dir,
                 phase: args.phase,
@@ -387,18 +521,70 @@ impl ExecArgs {
 }
 
 impl PipelineArgs {
-    fn into_request(self) -> pipeline::Request {
+    fn into_request(self) -> Result<pipeline::Request> {
         let source = match self.file {
             Some(file) => pipeline::Source::File(file),
             None => pipeline::Source::Root(self.root.unwrap_or_else(|| PathBuf::from("."))),
         };
-        pipeline::Request {
+        let parent_arg = self
+            .parent_arg
+            .unwrap_or_else(|| pipeline::DEFAULT_PARENT_ARG.to_owned());
+        let looks_up = matches!(self.parent, Some(ParentFlag::Buildkite));
+        if let Some(flag) = self.lookup.given().filter(|_| !looks_up) {
+            return Err(bad_input(format!(
+                "{flag} only matters with --parent buildkite; add that or drop {flag}"
+            )));
+        }
+        let parent = match self.parent {
+            None => None,
+            Some(ParentFlag::File(path)) => Some(parent::Source::File(path)),
+            Some(ParentFlag::Buildkite) => {
+                Some(parent::Source::Buildkite(self.lookup.into_lookup()?))
+            }
+        };
+        if parent.is_some() && self.nix_args.0.iter().any(|arg| arg.name == parent_arg) {
+            return Err(bad_input(format!(
+                "--parent passes `{parent_arg}` to the depot itself; drop --arg/--argstr {parent_arg}"
+            )));
+        }
+        Ok(pipeline::Request {
             source,
             attr: self.attr,
             out: self.out,
             nix_args: self.nix_args.0,
+            parent,
+            parent_arg,
             quiet: self.quiet,
-        }
+        })
+    }
+}
+
+impl LookupArgs {
+    /// The first lookup flag given, for saying it has no effect.
+    fn given(&self) -> Option<&'static str> {
+        [
+            ("--base", self.base.is_some()),
+            ("--candidates", self.candidates.is_some()),
+            ("--token-file", self.token_file.is_some()),
+            ("--api-url", self.api_url.is_some()),
+            ("--artifact", self.artifact.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+
+    fn into_lookup(self) -> Result<parent::Lookup> {
+        Ok(parent::Lookup {
+            base: self.base,
+            candidates: self
+                .candidates
+                .map_or(parent::DEFAULT_CANDIDATES, usize::from),
+            token_file: self.token_file,
+            api_url: parent::buildkite::api_url(self.api_url)?,
+            artifact: self
+                .artifact
+                .unwrap_or_else(|| pipeline_dir::DRVMAP_FILE.to_owned()),
+        })
     }
 }
 

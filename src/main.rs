@@ -1,7 +1,8 @@
 //! treekite: Buildkite pipelines for readTree Nix monorepos.
 //!
 //! The flow, in modules: [`pipeline`] evaluates a depot's `mkPipeline`
-//! result and writes the [`pipeline_dir`]; [`upload`] sends it to Buildkite
+//! result (against a [`parent`] build's drvmap) and writes the
+//! [`pipeline_dir`]; [`upload`] sends it to Buildkite
 //! and [`run`](mod@run) runs it here; on the agent, the steps call the [`agent`]
 //! side (`treekite build`, `treekite exec`). [`cli`] turns the command line
 //! into one request for one of them; [`exit`] says how treekite ends.
@@ -10,6 +11,7 @@ mod agent;
 mod cli;
 mod exit;
 mod git;
+mod parent;
 mod pipeline;
 mod pipeline_dir;
 mod process;
@@ -37,6 +39,7 @@ fn run(invocation: Invocation) -> Result<ExitCode> {
         Invocation::Build(request) => agent::build::run(&request),
         Invocation::Exec(request) => agent::exec::run(&request),
         Invocation::Pipeline(request) => pipeline::run(&request),
+        Invocation::Parent(request) => parent::run(&request),
         Invocation::Upload(request) => upload::run(&request),
         Invocation::Run(request) => run::run(&request),
     }

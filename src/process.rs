@@ -1,7 +1,8 @@
 //! Child processes: how they ended, and where their stdout may go.
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -52,6 +53,24 @@ pub fn stderr_handle() -> Result<Stdio> {
     Ok(Stdio::from(fd))
 }
 
+/// Waits for `child` until `deadline`, and kills it then: `None` when it
+/// had to be killed. For helpers that must not hold up the caller for long
+/// (a hung `buildkite-agent` must not hang pipeline generation); std has no
+/// wait with a timeout, so this polls.
+pub fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            child.kill()?;
+            child.wait()?;
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +87,18 @@ mod tests {
         assert_eq!(killed, Ended::Signal(9));
         assert_eq!(killed.shell_status(), 137);
         assert_eq!(killed.describe(), "killed by signal 9");
+    }
+
+    #[test]
+    fn a_child_past_its_deadline_is_killed() {
+        let mut quick = std::process::Command::new("true").spawn().unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        assert!(wait_until(&mut quick, far).unwrap().unwrap().success());
+        let mut slow = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        assert_eq!(wait_until(&mut slow, Instant::now()).unwrap(), None);
+        assert!(slow.try_wait().unwrap().is_some(), "the child is reaped");
     }
 }

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::model::{Analysis, Chunks, MKPIPELINE_VERSION, Pipeline, Shape, Target, nix_json_text};
 use super::progress::{self, Progress, Timing};
-use super::{Finished, Request, TargetDeps, analyse, finish};
+use super::{Finished, NixArg, Request, TargetDeps, analyse, finish};
 use crate::exit::bad_input;
 
 /// Evaluates the pipeline attribute and reads it, with the dependency
@@ -29,14 +29,14 @@ use crate::exit::bad_input;
 /// the drvmap. Whenever that quick way fails, the whole output is read
 /// again the plain way, whose errors say what is wrong; a failed
 /// evaluation is reported before anything else.
-pub fn evaluate(request: &Request) -> Result<(Pipeline, Finished)> {
+pub fn evaluate(request: &Request, parent: Option<&NixArg>) -> Result<(Pipeline, Finished)> {
     let file = request.nix_file()?;
     let mut command = Command::new("nix-instantiate");
     command
         .args(["--eval", "--strict", "--json", "--read-write-mode"])
         .arg(&file)
         .args(["-A", &request.attr]);
-    for arg in &request.nix_args {
+    for arg in request.nix_args.iter().chain(parent) {
         command.args(arg.flags());
     }
     let progress = (!request.quiet).then(|| Progress::start(Timing::from_env()));

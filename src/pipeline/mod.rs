@@ -2,6 +2,10 @@
 //! dependency edges the evaluator is too slow to find, keep within
 //! Buildkite's job limits, and write the pipeline directory.
 //!
+//! With `--parent`, the [`crate::parent`] drvmap is found first and handed
+//! to the depot as one more `--argstr`, so `mkPipeline` skips the targets
+//! it lists unchanged.
+//!
 //! The stages, in order: [`eval`] runs Nix and reads its output as it is
 //! printed; [`analyse`] ([`deps`]) finds which targets need which, from the
 //! `.drv` files evaluation wrote; [`finish`] adds those edges and batches
@@ -13,12 +17,12 @@ mod eval;
 mod model;
 mod progress;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use crate::exit::{ExitCode, bad_input};
-use crate::pipeline_dir;
+use crate::{parent, pipeline_dir};
 use model::{Pipeline, StepJson, Target, jobs};
 
 /// What `treekite pipeline` was asked to do.
@@ -34,7 +38,15 @@ pub struct Request {
     pub nix_args: Vec<NixArg>,
     /// Show no progress while evaluating.
     pub quiet: bool,
+    /// Where the parent drvmap comes from, if anywhere.
+    pub parent: Option<parent::Source>,
+    /// The depot's argument that receives the parent drvmap's path.
+    pub parent_arg: String,
 }
+
+/// The depot argument a parent drvmap's path goes to by default, as in
+/// `examples/default.nix`.
+pub const DEFAULT_PARENT_ARG: &str = "parentDrvmap";
 
 /// The Nix file to evaluate.
 #[derive(Debug)]
@@ -63,6 +75,37 @@ impl NixArg {
 }
 
 impl Request {
+    /// Where the depot's git checkout is: the root, or the file's directory.
+    fn git_dir(&self) -> &Path {
+        let dir = match &self.source {
+            Source::Root(root) => root.as_path(),
+            Source::File(file) => file.parent().unwrap_or(Path::new(".")),
+        };
+        if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }
+    }
+
+    /// The argument passing `parent`'s drvmap to the depot, if it has one.
+    fn parent_nix_arg(&self, parent: &parent::Parent) -> Result<Option<NixArg>> {
+        let Some(file) = parent.drvmap() else {
+            return Ok(None);
+        };
+        let value = file.to_str().ok_or_else(|| {
+            bad_input(format!(
+                "the parent drvmap's path {} is not UTF-8; Nix takes --argstr as text",
+                file.display()
+            ))
+        })?;
+        Ok(Some(NixArg {
+            is_string: true,
+            name: self.parent_arg.clone(),
+            value: value.to_owned(),
+        }))
+    }
+
     /// The Nix file to evaluate, checked to exist.
     fn nix_file(&self) -> Result<PathBuf> {
         match &self.source {
@@ -87,7 +130,12 @@ impl Request {
 
 pub fn run(request: &Request) -> Result<ExitCode> {
     pipeline_dir::check_out(&request.out)?;
-    let (pipeline, warning) = eval::evaluate(request)?;
+    request.nix_file()?;
+    // Kept to the end: a looked-up drvmap lives in a temporary directory
+    // that goes with it, and it says which parent the pipeline has.
+    let parent = parent::for_pipeline(request.parent.as_ref(), request.git_dir())?;
+    let parent_arg = request.parent_nix_arg(&parent)?;
+    let (pipeline, warning) = eval::evaluate(request, parent_arg.as_ref())?;
     if let Some(warning) = warning {
         eprintln!("treekite: warning: {warning}");
     }
@@ -95,6 +143,7 @@ pub fn run(request: &Request) -> Result<ExitCode> {
     for line in summary(&pipeline) {
         eprintln!("treekite: {line}");
     }
+    drop(parent);
     // The process ends next: freeing tens of thousands of small JSON values
     // one by one would only cost time.
     std::mem::forget(pipeline);

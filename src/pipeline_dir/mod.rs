@@ -13,10 +13,15 @@
 //! - `phases.json`: the format version and every phase in upload order,
 //!   empty ones too (an empty phase has no chunk file, since Buildkite
 //!   refuses an upload of no steps).
+//!
+//! A later build reads an earlier one's `drvmap.json` as its parent
+//! ([`check_drvmap`]).
 
+mod drvmap;
 mod read;
 mod write;
 
+pub use drvmap::check_drvmap;
 pub use read::{Chunk, PipelineDir};
 pub use write::{Contents, check_out, write};
 

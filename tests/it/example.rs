@@ -49,9 +49,7 @@ fn generate(depot: &Path, pipeline: &Path, gcroots: &Path) {
 fn the_example_pipeline_runs_end_to_end_and_leaves_the_checkout_clean() {
     require_nix();
     let checkout = Checkout::new();
-    for dir in ["examples", "nix"] {
-        copy_tracked(dir, &checkout.path().join(dir));
-    }
+    checkout.copy_tracked(&["examples", "nix"]);
     checkout.commit_all("depot");
     let work = tempfile::tempdir().unwrap();
     let (pipeline, logs, gcroots) = (

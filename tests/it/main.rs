@@ -9,6 +9,7 @@ mod example;
 mod exec;
 mod gc_storm;
 mod nix_buildkite;
+mod parent;
 mod pipeline;
 mod readtree;
 mod run;

@@ -3,9 +3,11 @@
 //! and git. Real Nix and the real store: no test skips when Nix is
 //! missing, it fails saying so.
 
+mod buildkite;
 mod checkout;
 mod nix;
 
+pub use buildkite::*;
 pub use checkout::Checkout;
 pub use nix::*;
 

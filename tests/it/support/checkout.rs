@@ -6,7 +6,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use super::stdout_of;
+use super::{repo, stdout_of};
 
 /// A git checkout with one commit (a tracked file and a `.gitignore` that
 /// ignores something unrelated), for checking that builds leave it clean.
@@ -41,6 +41,52 @@ impl Checkout {
             "-m",
             message,
         ]);
+    }
+
+    /// A clone of `origin` (its `origin` remote), made with `git clone
+    /// ARGS` over `file://`, so that `--depth` makes a shallow clone.
+    pub fn clone_of(origin: &Checkout, args: &[&str]) -> Checkout {
+        let checkout = Checkout {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let url = format!("file://{}", origin.path().display());
+        stdout_of(
+            Command::new("git")
+                .args(["clone", "-q"])
+                .args(args)
+                .arg(url)
+                .arg(checkout.path()),
+        );
+        checkout
+    }
+
+    /// Writes `text` to `file` and commits it; returns the new commit.
+    pub fn commit_file(&self, file: &str, text: &str) -> String {
+        std::fs::write(self.path().join(file), text).unwrap();
+        self.commit_all(&format!("{file}: {text}"));
+        self.head()
+    }
+
+    /// The commit HEAD points at.
+    pub fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"]).trim().to_owned()
+    }
+
+    /// Copies this repository's tracked files under `dirs` into the
+    /// checkout, as a fresh clone would have them.
+    pub fn copy_tracked(&self, dirs: &[&str]) {
+        let listed = stdout_of(
+            Command::new("git")
+                .arg("-C")
+                .arg(repo())
+                .args(["ls-files", "-z", "--"])
+                .args(dirs),
+        );
+        for file in listed.split('\0').filter(|f| !f.is_empty()) {
+            let target = self.path().join(file);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(repo().join(file), target).unwrap();
+        }
     }
 
     pub fn path(&self) -> &Path {
