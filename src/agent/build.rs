@@ -53,6 +53,10 @@ pub fn run(request: &Request) -> Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
+/// How many times a build is tried when a collection takes what it
+/// needs (a .drv, or an output Nix's own collector lost despite its root).
+const ATTEMPTS: usize = 3;
+
 /// Builds and links what `request` asks for; the store path of each
 /// target's output, in order.
 pub fn build(request: &Request) -> Result<Vec<String>> {
@@ -62,29 +66,56 @@ pub fn build(request: &Request) -> Result<Vec<String>> {
     };
     let rooted = !matches!(request.link, Link::None);
     let mut roots = NixRoots::new()?;
-    let mut wanted = want(request, out_link.as_ref(), &mut roots, &[])?;
-    if let Err(error) = realise(&wanted, rooted, &mut roots) {
-        // A collection may take a .drv between reading it and building it;
-        // its attribute path makes it again (rooted, this time), once.
-        let lost = lost_drvs(request, &wanted)?;
-        if lost.is_empty() {
-            return Err(error);
+    let mut again = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let last = attempt == ATTEMPTS;
+        let wanted = want(request, out_link.as_ref(), &mut roots, &again)?;
+        if let Err(error) = realise(&wanted, rooted, &mut roots) {
+            // A collection may take a .drv between reading it and building
+            // it; its attribute path makes it again, rooted this time.
+            again = lost_drvs(request, &wanted)?;
+            if again.is_empty() || last {
+                return Err(error);
+            }
+            eprintln!(
+                "treekite: {} was garbage-collected before it was built; evaluating it again",
+                wanted[again[0]].drv_path
+            );
+            continue;
         }
-        eprintln!(
-            "treekite: {} was garbage-collected before it was built; evaluating it again",
-            wanted[lost[0]].drv_path
-        );
-        wanted = want(request, out_link.as_ref(), &mut roots, &lost)?;
-        realise(&wanted, rooted, &mut roots)?;
-    }
-    for w in &wanted {
-        if let Some(link) = &w.link {
-            gcroot::place(link, &w.store_path)?;
+        // No collection runs while the outputs are checked and linked: a
+        // collection already running has ended (Nix 2.8's can delete a
+        // path it decided on despite a root made meanwhile), and one
+        // starting later finds treekite's links.
+        let collector = rooted.then(gcroot::hold_off_collection);
+        match wanted.iter().find(|w| !Path::new(&w.store_path).exists()) {
+            None => {
+                for w in &wanted {
+                    if let Some(link) = &w.link {
+                        gcroot::place(link, &w.store_path)?;
+                    }
+                }
+                drop(collector);
+                // Only now, with treekite's links in place, may Nix's go.
+                drop(roots);
+                return Ok(wanted.into_iter().map(|w| w.store_path).collect());
+            }
+            Some(w) if last => bail!(
+                "{} was built but its output {} is missing (a garbage collection took it each of {ATTEMPTS} times)",
+                w.drv_path,
+                w.store_path
+            ),
+            Some(w) => {
+                eprintln!(
+                    "treekite: {} was garbage-collected as it was built; building it again",
+                    w.store_path
+                );
+                drop(collector);
+                again = lost_drvs(request, &wanted)?;
+            }
         }
     }
-    // Only now, with treekite's links in place, may Nix's go.
-    drop(roots);
-    Ok(wanted.into_iter().map(|w| w.store_path).collect())
+    unreachable!("the last attempt returns")
 }
 
 /// The outputs to build, with their links; every check that can fail on
@@ -128,17 +159,7 @@ fn realise(wanted: &[Wanted], rooted: bool, roots: &mut NixRoots) -> Result<()> 
         })
         .collect();
     let root = rooted.then(|| roots.next());
-    nix::realise(&outputs, root.as_deref())?;
-    for w in wanted {
-        if !Path::new(&w.store_path).exists() {
-            bail!(
-                "{} was built but its output {} is missing",
-                w.drv_path,
-                w.store_path
-            );
-        }
-    }
-    Ok(())
+    nix::realise(&outputs, root.as_deref())
 }
 
 /// The targets (by index) whose .drv a failed build found collected, when

@@ -15,7 +15,7 @@
 //! link: from before the build until the end, something roots the output.
 
 use std::io;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{OpenOptionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -183,6 +183,29 @@ fn replace_symlink(link: &Path, target: &Path) -> io::Result<()> {
     std::fs::rename(&temp, link).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);
     })
+}
+
+/// Holds Nix's garbage-collector lock shared, as Nix's own clients do to
+/// keep a collection from starting; waits while one runs (it holds the
+/// lock exclusively from its first look at the roots to its last
+/// deletion). `None` when this user cannot open the lock (a daemon's
+/// store, whose collections run in the daemon): then only Nix's roots
+/// protect the outputs.
+pub fn hold_off_collection() -> Option<std::fs::File> {
+    let state = env_path("NIX_STATE_DIR").unwrap_or_else(|| PathBuf::from("/nix/var/nix"));
+    // Made as Nix makes it when no collection has run yet, if we may.
+    let path = state.join("gc.lock");
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .or_else(|_| std::fs::File::open(&path))
+        .ok()?;
+    lock.lock_shared().ok()?;
+    Some(lock)
 }
 
 /// Roots that Nix makes for a build (outputs, a re-evaluated `.drv`) in a

@@ -23,9 +23,12 @@ struct Store {
 impl Store {
     fn new() -> Store {
         require_nix();
-        Store {
+        let store = Store {
             dir: tempfile::tempdir().unwrap(),
-        }
+        };
+        // Made by one Nix command first: two making it at once may fail.
+        store.collect_garbage();
+        store
     }
 
     fn path(&self, relative: &str) -> PathBuf {
