@@ -4,7 +4,8 @@
 //! The flow: [`plan`] loads the chunks of the phases to run (interpolated
 //! as at upload), [`graph`] works out what each step waits for, then the
 //! [`schedule`] runs the steps ([`job`]) in the [`context`] of a local
-//! build, and [`report`] shows each [`outcome`].
+//! build, and [`report`] shows each [`outcome`], [`printable`] on a
+//! terminal.
 //!
 //! Everything that can be wrong with the input (the directory, the JSON,
 //! interpolation, keys, dependencies, cycles, branch patterns) is checked
@@ -17,6 +18,7 @@ mod interpolate;
 mod job;
 mod outcome;
 mod plan;
+mod printable;
 mod report;
 mod schedule;
 

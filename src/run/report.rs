@@ -1,6 +1,8 @@
 //! What a person sees: a line per step as it starts and ends (with a live
 //! spinner per running step when stderr is a terminal, plain lines when it
-//! is not), and the summary table at the end on stdout.
+//! is not), and the summary table at the end on stdout. Every line goes
+//! through [`printable`]: labels and logs cannot act on the terminal, and
+//! each line stays one line.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -12,6 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::outcome::{Failure, Outcome, Record, Why};
 use super::plan::{Kind, Plan, StepId};
+use super::printable::printable;
 
 /// How many lines of a failed step's log to show as it fails.
 const TAIL_LINES: usize = 10;
@@ -42,6 +45,7 @@ impl Progress {
 
     /// Prints a line on stderr, above the spinners if there are any.
     pub fn line(&self, text: &str) {
+        let text = printable(text);
         match &self.live {
             // A failed write to the terminal is not worth stopping the run for.
             Some(live) => drop(live.multi.println(text)),
@@ -75,7 +79,7 @@ impl Progress {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 live.bars.insert(id, bar);
             }
-            None => eprintln!("{:>11}  {label}", "started"),
+            None => self.line(&format!("{:>11}  {label}", "started")),
         }
     }
 
@@ -103,14 +107,14 @@ impl Progress {
         } else if !note.is_empty() {
             let _ = write!(line, "  ({note})");
         }
+        self.line(&line);
         if matches!(record.outcome, Outcome::Failed(_))
             && let Some(log) = &record.log
         {
             for tail in tail(log, TAIL_LINES) {
-                let _ = write!(line, "\n{:>11}  | {tail}", "");
+                self.line(&format!("{:>11}  | {tail}", ""));
             }
         }
-        self.line(&line);
     }
 }
 
@@ -152,7 +156,7 @@ pub fn summary(plan: &Plan, results: &[Record], elapsed: Duration, log_dir: &Pat
             "{:<11}  {time:>7}  {label:<label_width$}  {note}{log}",
             status(&record.outcome)
         );
-        let _ = writeln!(out, "{}", line.trim_end());
+        let _ = writeln!(out, "{}", printable(line.trim_end()));
     }
     let count = |pred: fn(&Outcome) -> bool| rows.iter().filter(|(_, r)| pred(&r.outcome)).count();
     let _ = write!(
@@ -178,7 +182,8 @@ pub fn summary(plan: &Plan, results: &[Record], elapsed: Duration, log_dir: &Pat
             ", {blocked} blocked (--unblock continues past block steps)"
         );
     }
-    let _ = writeln!(out, "\nlogs: {}", log_dir.display());
+    let logs = format!("logs: {}", log_dir.display());
+    let _ = writeln!(out, "\n{}", printable(&logs));
     out
 }
 
@@ -255,13 +260,15 @@ fn culprit(plan: &Plan, mut id: StepId, results: &[Record]) -> StepId {
     id
 }
 
-/// A step's label, with its group's in front.
+/// A step's label, with its group's in front, escaped for the terminal
+/// (so that its width is the width shown).
 fn display_label(plan: &Plan, id: StepId) -> String {
     let step = &plan.steps[id];
-    match step.parent {
+    let label = match step.parent {
         Some(group) => format!("{} / {}", plan.steps[group].label, step.label),
         None => step.label.clone(),
-    }
+    };
+    printable(&label).into_owned()
 }
 
 pub fn format_duration(d: Duration) -> String {
