@@ -4,8 +4,8 @@
 //! The flow: [`plan`] loads the chunks of the phases to run (interpolated
 //! as at upload), [`graph`] works out what each step waits for, then the
 //! [`schedule`] runs the steps ([`job`]) in the [`context`] of a local
-//! build, and [`report`] shows each [`outcome`], [`printable`] on a
-//! terminal.
+//! build, and [`report`] shows each [`outcome`] (a failed step with the
+//! [`tail`] of its log), [`printable`] on a terminal.
 //!
 //! Everything that can be wrong with the input (the directory, the JSON,
 //! interpolation, keys, dependencies, cycles, branch patterns) is checked
@@ -21,6 +21,7 @@ mod plan;
 mod printable;
 mod report;
 mod schedule;
+mod tail;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;

@@ -15,6 +15,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::outcome::{Failure, Outcome, Record, Why};
 use super::plan::{Kind, Plan, StepId};
 use super::printable::printable;
+use super::tail;
 
 /// How many lines of a failed step's log to show as it fails.
 const TAIL_LINES: usize = 10;
@@ -111,7 +112,7 @@ impl Progress {
         if matches!(record.outcome, Outcome::Failed(_))
             && let Some(log) = &record.log
         {
-            for tail in tail(log, TAIL_LINES) {
+            for tail in tail::last_lines(log, TAIL_LINES) {
                 self.line(&format!("{:>11}  | {tail}", ""));
             }
         }
@@ -278,19 +279,6 @@ pub fn format_duration(d: Duration) -> String {
         60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
         _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
     }
-}
-
-/// The last `n` lines of a log, lossily decoded (a step may print anything).
-fn tail(log: &Path, n: usize) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(log) else {
-        return Vec::new();
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| (*l).to_owned())
-        .collect()
 }
 
 #[cfg(test)]
