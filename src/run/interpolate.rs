@@ -712,13 +712,11 @@ json.dump(out, sys.stdout)
     /// from ranges dense with assigned characters (scripts, Brahmi's marks,
     /// mathematical letters and digits, emoji).
     fn unicode_texts(count: usize) -> Vec<String> {
-        const PIECES: &[&str] = &[
-            "$", "$", "$", "${", "}", ":-", "A", "_", "1", " ", "$$",
-            "Ⓐ", "ⓐ", "ͅ", "ा", "ि", "ั", "ְ", "𝅥", // symbols and marks (Alphabetic)
-            "Ⅻ", "ⅻ", "〇", "²", "½", "٣", "𝟘", // numbers: Nl, No, Nd
-            "ª", "ǅ", "ʰ", "中", "𝐀", "Ü", // letters: Lo, Lt, Lm, Lo, Lu
-            "🦀", "\u{200d}", "·", "\u{1f1e6}", // symbols and joiners
-        ];
+        const PIECES: &[&str] = &["$", "$", "$", "${", "}", ":-", "A", "_", "1", " ", "$$"];
+        // Marks and symbols that are Alphabetic; numbers of categories Nl,
+        // No and Nd; letters Lo, Lt, Lm, Lo, Lu, Lu; symbols and joiners.
+        const CHARS: &str =
+            "Ⓐⓐ\u{345}\u{93e}\u{93f}\u{e31}\u{5b0}\u{1d165}Ⅻⅻ〇²½٣𝟘ªǅʰ中𝐀Ü🦀\u{200d}·\u{1f1e6}";
         const RANGES: &[(u32, u32)] = &[
             (0x80, 0x3000),
             (0xA000, 0xD7A4),
@@ -727,18 +725,21 @@ json.dump(out, sys.stdout)
             (0x1_D400, 0x1_D800),
             (0x1_F300, 0x1_F700),
         ];
+        let chars: Vec<char> = CHARS.chars().collect();
         let mut next = xorshift();
         (0..count)
             .map(|_| {
                 let len = 1 + (next() % 8) as usize;
                 let mut text = String::new();
                 for _ in 0..len {
-                    if next() % 3 == 0 {
-                        let (low, high) = RANGES[(next() % RANGES.len() as u64) as usize];
-                        let code = low + (next() % u64::from(high - low)) as u32;
-                        text.extend(char::from_u32(code));
-                    } else {
-                        text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+                    match next() % 3 {
+                        0 => {
+                            let (low, high) = RANGES[(next() % RANGES.len() as u64) as usize];
+                            let code = low + (next() % u64::from(high - low)) as u32;
+                            text.extend(char::from_u32(code));
+                        }
+                        1 => text.push(chars[(next() % chars.len() as u64) as usize]),
+                        _ => text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]),
                     }
                 }
                 text
