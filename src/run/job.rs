@@ -134,7 +134,6 @@ pub fn adopt_orphans() {
 /// steps (SIGTERM, then SIGKILL after a grace period), the second to kill
 /// every step's processes at once. treekite itself never dies of them, so
 /// it always gets to end what its steps started.
-#[derive(Clone)]
 pub struct Interrupts(Arc<AtomicUsize>);
 
 impl Interrupts {
