@@ -122,10 +122,15 @@ fn a_second_interrupt_kills_what_ignores_sigterm() {
     f.chunk(
         "build-chunk-1.json",
         json!([
-            {"label": "left", "key": "left",
-             "command": "(trap '' TERM; exec sleep 39) & echo $$! > left.pid"},
+            // Each TERM-ignoring child writes its pid once it ignores TERM,
+            // and its shell waits for that.
+            {"label": "left", "key": "left", "command": concat!(
+                "(trap '' TERM; echo $$BASHPID > left.pid; exec sleep 39) & ",
+                "until [ -s left.pid ]; do sleep 0.01; done"
+            )},
             {"label": "stubborn", "key": "stubborn", "command": concat!(
-                "(trap '' TERM; exec sleep 40) & child=$$!; echo $$child > child.pid; ",
+                "(trap '' TERM; echo $$BASHPID > child.pid; exec sleep 40) & child=$$!; ",
+                "until [ -s child.pid ]; do sleep 0.01; done; ",
                 "trap 'touch got-term' TERM; echo $$$$ > shell.pid; ",
                 // `wait` returns when SIGTERM is trapped; the shell stays.
                 "while kill -0 $$child; do wait || true; done"
