@@ -467,11 +467,10 @@ impl<'a> Scheduler<'a> {
         let seen = self.interrupts.count();
         let since = Instant::now();
         let mut announced = false;
-        let mut killing = false;
         loop {
-            if !killing && (self.interrupts.count() > seen || self.interrupts.kill()) {
-                killing = true;
-                if !self.killed && !self.leftovers.is_empty() {
+            if !self.killed && (self.interrupts.count() > seen || self.interrupts.kill()) {
+                self.killed = true;
+                if !self.leftovers.is_empty() {
                     self.progress.line(
                         "treekite: interrupted: killing the processes steps left behind (SIGKILL)",
                     );
@@ -482,13 +481,10 @@ impl<'a> Scheduler<'a> {
             if self.leftovers.is_empty() {
                 break;
             }
-            let labels: Vec<String> = (self.leftovers.steps().iter())
-                .map(|&step| format!("{:?}", self.plan.steps[step].label))
-                .collect();
             if since.elapsed() >= 2 * KILL_GRACE {
                 self.progress.warn(&format!(
                     "processes left by {} are still there after SIGKILL; giving up on them",
-                    labels.join(", ")
+                    self.leftover_labels()
                 ));
                 break;
             }
@@ -496,12 +492,20 @@ impl<'a> Scheduler<'a> {
                 announced = true;
                 self.progress.line(&format!(
                     "treekite: waiting for the processes left by {} to end (Ctrl-C kills them)",
-                    labels.join(", ")
+                    self.leftover_labels()
                 ));
             }
             std::thread::sleep(POLL);
         }
         job::reap_all();
+    }
+
+    /// The labels of the steps whose processes are still there.
+    fn leftover_labels(&self) -> String {
+        let labels: Vec<String> = (self.leftovers.steps().iter())
+            .map(|&step| format!("{:?}", self.plan.steps[step].label))
+            .collect();
+        labels.join(", ")
     }
 
     /// Why the next phases cannot run, if they cannot.
