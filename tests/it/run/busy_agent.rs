@@ -150,6 +150,9 @@ fn a_second_interrupt_kills_what_ignores_sigterm() {
     assert!(pids.iter().all(|&pid| alive(pid)), "SIGTERM is ignored");
     interrupt();
     let output = child.wait_with_output().unwrap();
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} outlived the run");
+    }
     assert_eq!(output.status.code(), Some(130), "{}", output.stderr_text());
     assert!(
         output
@@ -158,9 +161,6 @@ fn a_second_interrupt_kills_what_ignores_sigterm() {
         "{}",
         output.stderr_text()
     );
-    for pid in pids {
-        assert!(!alive(pid), "process {pid} outlived the run");
-    }
 }
 
 /// A variable name starts with a letter (Unicode categories L*), as in
