@@ -103,7 +103,9 @@ enum Command {
     /// `block` steps (the run stops there unless --unblock). Phases run one
     /// after the other, each only when the one before passed. Everything is
     /// checked before the first step starts. Ctrl-C stops the running steps
-    /// (exit status 130).
+    /// (SIGTERM to each one's process group, SIGKILL after 10 s or on a
+    /// second Ctrl-C; exit status 130). Processes a step leaves running get
+    /// SIGTERM as it ends, and the run waits for them to end.
     #[command(after_help = exit::HELP)]
     Run(RunArgs),
 }

@@ -3,8 +3,10 @@
 //!
 //! The flow: [`plan`] loads the chunks of the phases to run (interpolated
 //! as at upload), [`graph`] works out what each step waits for, then the
-//! [`schedule`] runs the steps ([`job`]) in the [`context`] of a local
-//! build, and [`report`] shows each [`outcome`].
+//! [`schedule`] runs the steps ([`job`], and ends what they leave behind:
+//! [`leftovers`]) in the [`context`] of a local build, and [`report`]
+//! shows each [`outcome`] (a failed step with the [`tail`] of its log),
+//! [`printable`] on a terminal.
 //!
 //! Everything that can be wrong with the input (the directory, the JSON,
 //! interpolation, keys, dependencies, cycles, branch patterns) is checked
@@ -15,10 +17,13 @@ mod context;
 mod graph;
 mod interpolate;
 mod job;
+mod leftovers;
 mod outcome;
 mod plan;
+mod printable;
 mod report;
 mod schedule;
+mod tail;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -61,7 +66,8 @@ pub fn run(request: &Request) -> Result<ExitCode> {
     plan.warnings.extend(warnings);
 
     let log_dir = context.create_log_dir()?;
-    let interrupted = job::interrupt_flag()?;
+    let interrupts = job::Interrupts::install()?;
+    job::adopt_orphans();
     let mut progress = Progress::new();
     for warning in &plan.warnings {
         progress.warn(warning);
@@ -82,7 +88,7 @@ pub fn run(request: &Request) -> Result<ExitCode> {
         &context,
         &mut progress,
         log_dir.clone(),
-        interrupted,
+        interrupts,
     );
     let (results, was_interrupted) = scheduler.run();
     print!(

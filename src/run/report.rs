@@ -1,6 +1,8 @@
 //! What a person sees: a line per step as it starts and ends (with a live
 //! spinner per running step when stderr is a terminal, plain lines when it
-//! is not), and the summary table at the end on stdout.
+//! is not), and the summary table at the end on stdout. Every line goes
+//! through [`printable`]: labels and logs cannot act on the terminal, and
+//! each line stays one line.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -12,6 +14,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::outcome::{Failure, Outcome, Record, Why};
 use super::plan::{Kind, Plan, StepId};
+use super::printable::printable;
+use super::tail;
 
 /// How many lines of a failed step's log to show as it fails.
 const TAIL_LINES: usize = 10;
@@ -42,6 +46,7 @@ impl Progress {
 
     /// Prints a line on stderr, above the spinners if there are any.
     pub fn line(&self, text: &str) {
+        let text = printable(text);
         match &self.live {
             // A failed write to the terminal is not worth stopping the run for.
             Some(live) => drop(live.multi.println(text)),
@@ -75,7 +80,7 @@ impl Progress {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 live.bars.insert(id, bar);
             }
-            None => eprintln!("{:>11}  {label}", "started"),
+            None => self.line(&format!("{:>11}  {label}", "started")),
         }
     }
 
@@ -103,14 +108,14 @@ impl Progress {
         } else if !note.is_empty() {
             let _ = write!(line, "  ({note})");
         }
+        self.line(&line);
         if matches!(record.outcome, Outcome::Failed(_))
             && let Some(log) = &record.log
         {
-            for tail in tail(log, TAIL_LINES) {
-                let _ = write!(line, "\n{:>11}  | {tail}", "");
+            for tail in tail::last_lines(log, TAIL_LINES) {
+                self.line(&format!("{:>11}  | {tail}", ""));
             }
         }
-        self.line(&line);
     }
 }
 
@@ -152,7 +157,7 @@ pub fn summary(plan: &Plan, results: &[Record], elapsed: Duration, log_dir: &Pat
             "{:<11}  {time:>7}  {label:<label_width$}  {note}{log}",
             status(&record.outcome)
         );
-        let _ = writeln!(out, "{}", line.trim_end());
+        let _ = writeln!(out, "{}", printable(line.trim_end()));
     }
     let count = |pred: fn(&Outcome) -> bool| rows.iter().filter(|(_, r)| pred(&r.outcome)).count();
     let _ = write!(
@@ -178,7 +183,8 @@ pub fn summary(plan: &Plan, results: &[Record], elapsed: Duration, log_dir: &Pat
             ", {blocked} blocked (--unblock continues past block steps)"
         );
     }
-    let _ = writeln!(out, "\nlogs: {}", log_dir.display());
+    let logs = format!("logs: {}", log_dir.display());
+    let _ = writeln!(out, "\n{}", printable(&logs));
     out
 }
 
@@ -255,13 +261,15 @@ fn culprit(plan: &Plan, mut id: StepId, results: &[Record]) -> StepId {
     id
 }
 
-/// A step's label, with its group's in front.
+/// A step's label, with its group's in front, escaped for the terminal
+/// (so that its width is the width shown).
 fn display_label(plan: &Plan, id: StepId) -> String {
     let step = &plan.steps[id];
-    match step.parent {
+    let label = match step.parent {
         Some(group) => format!("{} / {}", plan.steps[group].label, step.label),
         None => step.label.clone(),
-    }
+    };
+    printable(&label).into_owned()
 }
 
 pub fn format_duration(d: Duration) -> String {
@@ -271,19 +279,6 @@ pub fn format_duration(d: Duration) -> String {
         60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
         _ => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
     }
-}
-
-/// The last `n` lines of a log, lossily decoded (a step may print anything).
-fn tail(log: &Path, n: usize) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(log) else {
-        return Vec::new();
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| (*l).to_owned())
-        .collect()
 }
 
 #[cfg(test)]

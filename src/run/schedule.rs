@@ -3,24 +3,26 @@
 //! run one after the other, each only when the one before finished with
 //! no hard failure and nothing blocked, as the `wait` before a phase's
 //! upload step would have it.
+//!
+//! Nothing a step started outlives the run: Ctrl-C sends SIGTERM to every
+//! running step's process group (SIGKILL after a grace period), a second
+//! Ctrl-C sends SIGKILL at once, and the processes a finished step left
+//! behind are ended too ([`Leftovers`]), before the run returns.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use super::context::Context;
 use super::graph::Graph;
-use super::job::{self, Exit};
+use super::job::{self, Exit, Interrupts, KILL_GRACE};
+use super::leftovers::Leftovers;
 use super::outcome::{Effect, Failure, Outcome, Record, Why};
 use super::plan::{Kind, Plan, StepId};
 use super::report::Progress;
 use crate::process::Ended;
 
-/// How long a step may take to end after SIGTERM before it gets SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(10);
 /// How often the loop looks at the clock and the Ctrl-C flag.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -46,13 +48,17 @@ pub struct Scheduler<'a> {
     context: &'a Context,
     progress: &'a mut Progress,
     log_dir: PathBuf,
-    interrupted: Arc<AtomicBool>,
+    interrupts: Interrupts,
+    /// Whether the interruption was acted on: SIGTERM, then SIGKILL.
+    stopped: bool,
+    killed: bool,
     results: Vec<Option<Record>>,
     phase: usize,
     remaining: Vec<usize>,
     to_settle: BTreeSet<StepId>,
     ready: BTreeSet<StepId>,
     running: HashMap<StepId, Running>,
+    leftovers: Leftovers,
     build_failing: bool,
     started_jobs: usize,
     events: (Sender<Exit>, Receiver<Exit>),
@@ -65,7 +71,7 @@ impl<'a> Scheduler<'a> {
         context: &'a Context,
         progress: &'a mut Progress,
         log_dir: PathBuf,
-        interrupted: Arc<AtomicBool>,
+        interrupts: Interrupts,
     ) -> Scheduler<'a> {
         let n = plan.steps.len();
         Scheduler {
@@ -74,20 +80,24 @@ impl<'a> Scheduler<'a> {
             context,
             progress,
             log_dir,
-            interrupted,
+            interrupts,
+            stopped: false,
+            killed: false,
             results: vec![None; n],
             phase: 0,
             remaining: vec![0; n],
             to_settle: BTreeSet::new(),
             ready: BTreeSet::new(),
             running: HashMap::new(),
+            leftovers: Leftovers::default(),
             build_failing: false,
             started_jobs: 0,
             events: mpsc::channel(),
         }
     }
 
-    /// Runs every phase; returns each step's record and whether Ctrl-C stopped the run.
+    /// Runs every phase, then waits for what the steps left behind; returns
+    /// each step's record and whether Ctrl-C stopped the run.
     pub fn run(mut self) -> (Vec<Record>, bool) {
         let mut stopped: Option<String> = None;
         for (index, phase) in self.plan.phases.iter().enumerate() {
@@ -110,7 +120,8 @@ impl<'a> Scheduler<'a> {
             self.drive();
             stopped = self.verdict();
         }
-        let interrupted = self.interrupted.load(Ordering::SeqCst);
+        self.wait_for_leftovers();
+        let interrupted = self.interrupts.stop();
         let results = self
             .results
             .into_iter()
@@ -169,8 +180,8 @@ impl<'a> Scheduler<'a> {
             while let Some(id) = self.to_settle.pop_first() {
                 self.settle(id);
             }
-            if self.interrupted.load(Ordering::SeqCst) {
-                self.stop_all(StopReason::Interrupted);
+            if self.interrupts.stop() {
+                self.interrupted();
             } else {
                 while self.running.len() < self.context.jobs {
                     let Some(id) = self.ready.pop_first() else {
@@ -180,7 +191,7 @@ impl<'a> Scheduler<'a> {
                 }
             }
             if self.running.is_empty() && self.to_settle.is_empty() {
-                if self.ready.is_empty() || self.interrupted.load(Ordering::SeqCst) {
+                if self.ready.is_empty() || self.interrupts.stop() {
                     break;
                 }
                 continue;
@@ -191,6 +202,7 @@ impl<'a> Scheduler<'a> {
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the scheduler holds a sender"),
             }
             self.check_deadlines();
+            self.check_leftovers();
         }
         // Only an interruption leaves steps behind: they never start.
         let phase = &self.plan.phases[self.phase];
@@ -205,7 +217,7 @@ impl<'a> Scheduler<'a> {
     /// Decides a step whose prerequisites have all finished.
     fn settle(&mut self, id: StepId) {
         let step = &self.plan.steps[id];
-        if self.interrupted.load(Ordering::SeqCst) {
+        if self.interrupts.stop() {
             return; // left for the sweep at the end of `drive`
         }
         if let Kind::Group { children } = &step.kind {
@@ -347,6 +359,8 @@ impl<'a> Scheduler<'a> {
             },
         };
         let duration = exit.at.saturating_duration_since(run.started);
+        let stopping = run.stopping.map(|(_, sent, killed)| (sent, killed));
+        let left = self.leftovers.after_step(exit.id, run.pgid, stopping);
         self.finish(
             exit.id,
             Record {
@@ -355,6 +369,12 @@ impl<'a> Scheduler<'a> {
                 log: Some(run.log),
             },
         );
+        if left && stopping.is_none() {
+            self.progress.warn(&format!(
+                "step {:?} left processes running; stopping them",
+                self.plan.steps[exit.id].label
+            ));
+        }
     }
 
     fn finish(&mut self, id: StepId, record: Record) {
@@ -386,9 +406,31 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn stop_all(&mut self, reason: StopReason) {
-        for run in self.running.values_mut() {
-            stop(run, reason);
+    /// Acts on Ctrl-C (or SIGTERM, SIGHUP): the first stops every running
+    /// step gracefully, the second kills every step's processes, running
+    /// or left behind.
+    fn interrupted(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            if !self.interrupts.kill() && !self.running.is_empty() {
+                self.progress.line(&format!(
+                    "treekite: interrupted: stopping {} running step{} (Ctrl-C again kills them)",
+                    self.running.len(),
+                    if self.running.len() == 1 { "" } else { "s" }
+                ));
+            }
+            for run in self.running.values_mut() {
+                stop(run, StopReason::Interrupted);
+            }
+        }
+        if self.interrupts.kill() && !self.killed {
+            self.killed = true;
+            self.progress
+                .line("treekite: interrupted again: killing every step's processes (SIGKILL)");
+            for run in self.running.values_mut() {
+                kill(run);
+            }
+            self.leftovers.kill_all();
         }
     }
 
@@ -399,19 +441,77 @@ impl<'a> Scheduler<'a> {
             if run.deadline.is_some_and(|d| now >= d) {
                 stop(run, StopReason::TimedOut);
             }
-            if let Some((_, sent, killed @ false)) = &mut run.stopping
-                && now.duration_since(*sent) >= KILL_GRACE
+            if let Some((_, sent, false)) = run.stopping
+                && now.duration_since(sent) >= KILL_GRACE
             {
-                job::signal_group(run.pgid, libc::SIGKILL);
-                *killed = true;
+                kill(run);
             }
         }
+    }
+
+    /// SIGKILL for what finished steps left behind and ignored SIGTERM.
+    fn check_leftovers(&mut self) {
+        for step in self.leftovers.check() {
+            self.progress.warn(&format!(
+                "the processes step {:?} left ignored SIGTERM for {}s: killed them (SIGKILL)",
+                self.plan.steps[step].label,
+                KILL_GRACE.as_secs()
+            ));
+        }
+    }
+
+    /// Waits until every process the steps left behind has ended: SIGKILL
+    /// a grace period after SIGTERM, or at once on Ctrl-C. Gives up, saying
+    /// so, on processes that outlive SIGKILL (stuck in the kernel).
+    fn wait_for_leftovers(&mut self) {
+        let seen = self.interrupts.count();
+        let since = Instant::now();
+        let mut announced = false;
+        loop {
+            if !self.killed && (self.interrupts.count() > seen || self.interrupts.kill()) {
+                self.killed = true;
+                if !self.leftovers.is_empty() {
+                    self.progress.line(
+                        "treekite: interrupted: killing the processes steps left behind (SIGKILL)",
+                    );
+                }
+                self.leftovers.kill_all();
+            }
+            self.check_leftovers();
+            if self.leftovers.is_empty() {
+                break;
+            }
+            if since.elapsed() >= 2 * KILL_GRACE {
+                self.progress.warn(&format!(
+                    "processes left by {} are still there after SIGKILL; giving up on them",
+                    self.leftover_labels()
+                ));
+                break;
+            }
+            if !announced && since.elapsed() >= POLL {
+                announced = true;
+                self.progress.line(&format!(
+                    "treekite: waiting for the processes left by {} to end (Ctrl-C kills them)",
+                    self.leftover_labels()
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
+        job::reap_all();
+    }
+
+    /// The labels of the steps whose processes are still there.
+    fn leftover_labels(&self) -> String {
+        let labels: Vec<String> = (self.leftovers.steps().iter())
+            .map(|&step| format!("{:?}", self.plan.steps[step].label))
+            .collect();
+        labels.join(", ")
     }
 
     /// Why the next phases cannot run, if they cannot.
     fn verdict(&self) -> Option<String> {
         let phase = &self.plan.phases[self.phase];
-        if self.interrupted.load(Ordering::SeqCst) {
+        if self.interrupts.stop() {
             return Some("interrupted".to_owned());
         }
         let outcomes = || {
@@ -442,6 +542,14 @@ fn stop(run: &mut Running, reason: StopReason) {
     if run.stopping.is_none() {
         job::signal_group(run.pgid, libc::SIGTERM);
         run.stopping = Some((reason, Instant::now(), false));
+    }
+}
+
+/// Sends SIGKILL to a running step's group, once it was stopped.
+fn kill(run: &mut Running) {
+    if let Some((_, _, killed @ false)) = &mut run.stopping {
+        job::signal_group(run.pgid, libc::SIGKILL);
+        *killed = true;
     }
 }
 

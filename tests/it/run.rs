@@ -1,6 +1,8 @@
 //! `treekite run` on hand-written pipeline directories. Steps leave marker
 //! files in the root they run in; no test depends on timing.
 
+mod busy_agent;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -84,6 +86,29 @@ impl Fixture {
     /// Lines the steps appended to `order`.
     fn order(&self) -> Vec<String> {
         read_lines(self.root().join("order"))
+    }
+
+    /// Waits (bounded) until a step has written `relative` (a marker, or a
+    /// line ending in a newline), and returns its text.
+    fn wait_for(&self, relative: &str) -> String {
+        let path = self.root().join(relative);
+        for _ in 0..400 {
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && (text.is_empty() || text.ends_with('\n'))
+            {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("no step wrote {} within 10 s", path.display());
+    }
+
+    /// The process id a step wrote to `relative` (`echo $$! > relative`).
+    fn pid(&self, relative: &str) -> i32 {
+        let text = self.wait_for(relative);
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{relative} holds no pid: {text:?}"))
     }
 
     /// Forgets what the steps of an earlier run appended to `order`.
@@ -805,15 +830,7 @@ fn an_interrupt_stops_running_steps_and_their_children() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait (bounded) until the step has started its child.
-    let child_file = f.root().join("child");
-    for _ in 0..200 {
-        if std::fs::read_to_string(&child_file).is_ok_and(|t| t.ends_with('\n')) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let grandchild: i32 = f.read("child").trim().parse().unwrap();
+    let grandchild = f.pid("child");
     assert!(alive(grandchild));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let output = child.wait_with_output().unwrap();

@@ -13,7 +13,7 @@ pub use nix::*;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use assert_cmd::assert::Assert;
 use serde_json::Value;
@@ -78,6 +78,44 @@ pub fn stdout_of(cmd: &mut Command) -> String {
         out.stderr_text()
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command to the end, like `Command::output`, and also returns
+/// its peak resident memory in KiB: the largest of the command's and of
+/// every descendant it waited for (`wait4`'s `ru_maxrss`). Measured by the
+/// kernel for that process alone, so tests running beside it do not count.
+#[expect(clippy::zombie_processes, reason = "wait4 below reaps the child")]
+pub fn output_and_peak_rss(cmd: &mut Command) -> (Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.unwrap().read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let mut status = 0;
+    // SAFETY: plain out-parameters for wait4; `child` is not waited for
+    // again (std does not wait for a dropped `Child`).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = i32::try_from(child.id()).unwrap();
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    (output, u64::try_from(usage.ru_maxrss).unwrap())
 }
 
 /// Asserts treekite's error contract: exit `code`, nothing on stdout, and
