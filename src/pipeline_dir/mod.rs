@@ -13,8 +13,13 @@
 //! - `phases.json`: the format version and every phase in upload order,
 //!   empty ones too (an empty phase has no chunk file, since Buildkite
 //!   refuses an upload of no steps).
+//!
+//! A new directory replaces `--out` only once complete, and neither a kill
+//! nor a concurrent run can leave `--out` half written or in the way of
+//! the next run ([`swap`]).
 
 mod read;
+mod swap;
 mod write;
 
 pub use read::{Chunk, PipelineDir};

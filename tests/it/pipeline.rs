@@ -2,6 +2,7 @@
 //! the pipeline must succeed, so it provably builds nothing.
 
 mod deps;
+mod dir_swap;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
