@@ -7,7 +7,8 @@
 //! What it holds:
 //! - `<phase>-chunk-<n>.json`: the steps of a phase, split into uploads of
 //!   at most `chunkSize` jobs, numbered from 1; each a valid Buildkite
-//!   pipeline file on its own;
+//!   pipeline file on its own, which the agent's YAML parser reads back
+//!   unchanged ([`agent_json`]);
 //! - `drvmap.json`: label → `{ drvPath, attrPath }` of every target (TVL's
 //!   format), for a later build's `parentTargetMap`;
 //! - `phases.json`: the format version and every phase in upload order,
@@ -18,6 +19,7 @@
 //! nor a concurrent run can leave `--out` half written or in the way of
 //! the next run ([`swap`]).
 
+mod agent_json;
 mod read;
 mod swap;
 mod write;

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::Value;
 
-use super::{ChunkName, DRVMAP_FILE, FORMAT_VERSION, MANIFEST_FILE, swap};
+use super::{ChunkName, DRVMAP_FILE, FORMAT_VERSION, MANIFEST_FILE, agent_json, swap};
 use crate::exit::bad_input;
 
 /// What goes into a pipeline directory.
@@ -73,11 +73,12 @@ fn manifest(contents: &Contents) -> Vec<u8> {
         .expect("JSON values serialise")
 }
 
-/// One step per line: readable, and diffs between builds stay small.
+/// One step per line: readable, and diffs between builds stay small. The
+/// agent reads the file as YAML, so strings go through [`agent_json`].
 fn write_chunk(file: &mut impl Write, steps: &[Value]) -> std::io::Result<()> {
     file.write_all(b"{\"steps\": [\n")?;
     for (i, step) in steps.iter().enumerate() {
-        serde_json::to_writer(&mut *file, step)?;
+        agent_json::write(file, step)?;
         file.write_all(if i + 1 < steps.len() { b",\n" } else { b"\n" })?;
     }
     file.write_all(b"]}\n")

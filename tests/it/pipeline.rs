@@ -1,6 +1,7 @@
 //! `treekite pipeline` on a fixture depot whose every builder fails: making
 //! the pipeline must succeed, so it provably builds nothing.
 
+mod control_characters;
 mod deps;
 mod dir_swap;
 
