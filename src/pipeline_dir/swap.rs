@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 /// The test hook described in the module documentation.
-pub const KILL_AFTER_VAR: &str = "TREEKITE_TEST_KILL_DIR_SWAP_AFTER";
+const KILL_AFTER_VAR: &str = "TREEKITE_TEST_KILL_DIR_SWAP_AFTER";
 
 /// Replaces the directory `out` with one that `fill` writes, under the
 /// lock, so that `out` only ever holds a complete set.
@@ -314,7 +314,7 @@ fn remove_tree(path: &Path, changes: &mut Changes) -> io::Result<()> {
 }
 
 /// Counts the filesystem changes made here, for the test hook.
-pub struct Changes {
+struct Changes {
     made: u64,
     kill_after: Option<u64>,
 }

@@ -1,7 +1,7 @@
 //! Writing the pipeline directory: what goes in each file. Where the files
 //! go first, and how they replace `--out` only when complete, so that
 //! neither a failure nor a kill leaves half a pipeline behind, is
-//! [`swap`](super::swap)'s.
+//! [`swap`]'s.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -42,7 +42,7 @@ pub fn check_out(out: &Path) -> Result<()> {
 }
 
 /// Writes `contents` as the directory `out`, replacing what was there
-/// only once the new set is complete ([`swap`](super::swap)).
+/// only once the new set is complete ([`swap`]).
 pub fn write(out: &Path, contents: &Contents) -> Result<()> {
     swap::replace(out, |staging| {
         for phase in contents.phases {
