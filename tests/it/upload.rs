@@ -144,6 +144,32 @@ impl Build {
         read_lines(self.path(&format!("state/{file}")))
     }
 
+    /// `treekite upload --phase build`, which the fake agent kills at `at`
+    /// (`FAKE_AGENT_KILL_PARENT`), with `env` besides; asserts the kill.
+    fn upload_killed_at(&self, at: &str, env: &[(&str, &str)]) {
+        let output = self
+            .upload("build")
+            .env("FAKE_AGENT_KILL_PARENT", at)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.signal(),
+            Some(9),
+            "treekite should be killed at {at}: {:?}, stderr:\n{}",
+            output.status,
+            output.stderr_text()
+        );
+    }
+
+    /// Asserts that one more upload job succeeds and uploads nothing: the
+    /// build has recorded every chunk.
+    fn assert_all_recorded(&self, phase: &str) {
+        let before = self.lines("uploads");
+        self.upload(phase).assert().success();
+        assert_eq!(self.lines("uploads"), before, "uploaded again");
+    }
+
     /// The build's meta-data values, by key.
     fn meta_data(&self) -> Vec<String> {
         entries(&self.path("state/meta-data"))
@@ -229,19 +255,7 @@ fn a_retry_after_a_failure_uploads_each_chunk_once() {
     assert_eq!(build.lines("uploads"), names("build", (1..=12).rev()));
 
     // And a third run has nothing left to do.
-    build.upload("build").assert().success();
-    assert_eq!(build.lines("uploads").len(), 12);
-}
-
-/// Asserts that a run was killed (SIGKILL, by the fake agent).
-fn assert_killed(output: &std::process::Output, at: &str) {
-    assert_eq!(
-        output.status.signal(),
-        Some(9),
-        "treekite should be killed at {at}: {:?}, stderr:\n{}",
-        output.status,
-        output.stderr_text()
-    );
+    build.assert_all_recorded("build");
 }
 
 /// Kills treekite at every call it makes to the agent, before the agent
@@ -256,12 +270,7 @@ fn a_retry_after_a_kill_at_any_point_uploads_each_chunk_once() {
             let at = format!("{call}:{when}");
             let build = Build::new();
             build.chunks("build", 2);
-            let killed = build
-                .upload("build")
-                .env("FAKE_AGENT_KILL_PARENT", &at)
-                .output()
-                .unwrap();
-            assert_killed(&killed, &at);
+            build.upload_killed_at(&at, &[]);
 
             let retry = build.upload("build").output().unwrap();
             assert!(
@@ -274,9 +283,7 @@ fn a_retry_after_a_kill_at_any_point_uploads_each_chunk_once() {
                 names("build", [2, 1]),
                 "kill at {at}"
             );
-            // Recorded: another retry has nothing left to do.
-            build.upload("build").assert().success();
-            assert_eq!(build.lines("uploads").len(), 2, "kill at {at}");
+            build.assert_all_recorded("build");
         }
     }
 }
@@ -288,13 +295,7 @@ fn a_retry_after_a_kill_at_any_point_uploads_each_chunk_once() {
 fn a_retry_finds_a_killed_jobs_upload_that_landed_late() {
     let build = Build::new();
     build.chunks("build", 2);
-    let killed = build
-        .upload("build")
-        .env("FAKE_AGENT_KILL_PARENT", "3:after")
-        .env("FAKE_AGENT_PROCESSING", "1")
-        .output()
-        .unwrap();
-    assert_killed(&killed, "the first upload");
+    build.upload_killed_at("3:after", &[("FAKE_AGENT_PROCESSING", "1")]);
     build
         .upload("build")
         .assert()
@@ -309,8 +310,7 @@ fn a_retry_finds_a_killed_jobs_upload_that_landed_late() {
         "asked before uploading and after the refusal: {calls:?}"
     );
     assert_eq!(build.lines("uploads"), names("build", [2, 1]));
-    build.upload("build").assert().success();
-    assert_eq!(build.lines("uploads").len(), 2, "recorded");
+    build.assert_all_recorded("build");
 }
 
 /// When Buildkite cannot say whether an interrupted upload went up, the
@@ -319,12 +319,7 @@ fn a_retry_finds_a_killed_jobs_upload_that_landed_late() {
 fn a_retry_that_cannot_ask_the_build_fails_and_uploads_nothing() {
     let build = Build::new();
     build.chunks("build", 1);
-    let killed = build
-        .upload("build")
-        .env("FAKE_AGENT_KILL_PARENT", "3:after")
-        .output()
-        .unwrap();
-    assert_killed(&killed, "the upload");
+    build.upload_killed_at("3:after", &[]);
     let retry = build
         .upload("build")
         .env("FAKE_AGENT_BROKEN_STEP_GET", "1")
@@ -339,8 +334,7 @@ fn a_retry_that_cannot_ask_the_build_fails_and_uploads_nothing() {
         ],
     );
     assert_eq!(build.lines("uploads"), names("build", [1]));
-    build.upload("build").assert().success();
-    assert_eq!(build.lines("uploads"), names("build", [1]));
+    build.assert_all_recorded("build");
 }
 
 /// A chunk without step keys cannot be looked up in the build: after a kill
@@ -353,12 +347,7 @@ fn a_chunk_without_keys_is_uploaded_again_with_a_warning() {
         r#"{"steps": [{"label": "no key", "command": "true"}]}"#,
     )
     .unwrap();
-    let killed = build
-        .upload("build")
-        .env("FAKE_AGENT_KILL_PARENT", "3:after")
-        .output()
-        .unwrap();
-    assert_killed(&killed, "the upload");
+    build.upload_killed_at("3:after", &[]);
     build
         .upload("build")
         .assert()
