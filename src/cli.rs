@@ -157,7 +157,10 @@ struct PipelineArgs {
     attr: String,
 
     /// The pipeline directory to write: the chunk files, `drvmap.json` and
-    /// `phases.json`. It replaces the old one only when complete.
+    /// `phases.json`. It replaces the old one in one step, only when
+    /// complete: a run killed at any moment leaves a complete set, old or
+    /// new, and runs into the same DIR at the same time take turns (the
+    /// last one's set stays).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
 
