@@ -17,9 +17,9 @@
 //! - `done` after it, which a retry skips without asking.
 //!
 //! The agent keeps processing an upload after Buildkite accepts it, and a
-//! killed job's agent may still be doing so when the retry asks. So when an
-//! upload fails, treekite asks once more before failing: if the steps are
-//! there now, the earlier upload made it.
+//! killed job's agent may still be doing so when the retry asks. So when the
+//! retry's own upload of a `started` chunk fails, treekite asks once more
+//! before failing: if the steps are there now, the earlier upload made it.
 //!
 //! A chunk none of whose steps has a key (treekite always writes keys) can
 //! not be looked up: after `started` it goes up again, with a warning
@@ -133,7 +133,8 @@ impl<'a> Upload<'a> {
 
     /// Uploads the chunk unless the build has it, and records it as done.
     fn put_in_build(&self) -> Result<()> {
-        match read_progress(&self.record)? {
+        let progress = read_progress(&self.record)?;
+        match progress {
             Progress::Done => {
                 eprintln!(
                     "treekite: {} was uploaded earlier in this build; skipping it",
@@ -158,14 +159,16 @@ impl<'a> Upload<'a> {
             Progress::NotStarted => write_progress(&self.record, Progress::Started)?,
         }
         if let Err(error) = pipeline_upload(&self.chunk.path) {
-            // An earlier attempt's upload may have landed meanwhile.
-            if !matches!(self.in_build(), Ok(Some(true))) {
+            // An earlier attempt's upload may have landed since we asked.
+            if progress != Progress::Started || !matches!(self.in_build(), Ok(Some(true))) {
                 return Err(error);
             }
+            write_progress(&self.record, Progress::Done)?;
             eprintln!(
-                "treekite: {} is in the build (an earlier attempt's upload landed meanwhile)",
+                "treekite: {} is in the build after all (an earlier attempt's upload landed late); recorded it",
                 self.name
             );
+            return Ok(());
         }
         write_progress(&self.record, Progress::Done)?;
         eprintln!("treekite: uploaded {}", self.name);

@@ -301,7 +301,7 @@ fn a_retry_finds_a_killed_jobs_upload_that_landed_late() {
         .assert()
         .success()
         .stderr(predicate::str::contains(
-            "build-chunk-2.json is in the build (an earlier attempt's upload landed meanwhile)",
+            "build-chunk-2.json is in the build after all (an earlier attempt's upload landed late)",
         ));
     let calls = build.lines("calls");
     assert_eq!(
