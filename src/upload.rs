@@ -21,8 +21,8 @@
 //! retry's own upload of a `started` chunk fails, treekite asks once more
 //! before failing: if the steps are there now, the earlier upload made it.
 //!
-//! A chunk none of whose steps has a key (treekite always writes keys) can
-//! not be looked up: after `started` it goes up again, with a warning
+//! A chunk none of whose steps has a key (treekite always writes keys)
+//! cannot be looked up: after `started` it goes up again, with a warning
 //! (Buildkite accepts steps without keys twice).
 
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ struct Upload<'a> {
     /// Meta-data key holding this chunk's [`Progress`].
     record: String,
     /// The key of the chunk's first step that has one, to look the chunk
-    /// up in the build.
+    /// up in the build (Buildkite takes an upload whole or not at all).
     step_key: Option<String>,
 }
 
@@ -142,43 +142,44 @@ impl<'a> Upload<'a> {
                 );
                 return Ok(());
             }
-            Progress::Started => match self.in_build()? {
-                Some(true) => {
-                    eprintln!(
-                        "treekite: {} is in the build already (an earlier attempt uploaded it); recording that",
-                        self.name
-                    );
-                    return write_progress(&self.record, Progress::Done);
-                }
-                Some(false) => {}
-                None => eprintln!(
-                    "treekite: warning: cannot tell whether {} is in the build (none of its steps has a key); uploading it again",
-                    self.name
-                ),
-            },
+            Progress::Started if self.found_in_build("an earlier attempt uploaded it")? => {
+                return Ok(());
+            }
+            Progress::Started => {}
             Progress::NotStarted => write_progress(&self.record, Progress::Started)?,
         }
         if let Err(error) = pipeline_upload(&self.chunk.path) {
             // An earlier attempt's upload may have landed since we asked.
-            if progress != Progress::Started || !matches!(self.in_build(), Ok(Some(true))) {
-                return Err(error);
-            }
-            write_progress(&self.record, Progress::Done)?;
-            eprintln!(
-                "treekite: {} is in the build after all (an earlier attempt's upload landed late); recorded it",
-                self.name
-            );
-            return Ok(());
+            let landed = progress == Progress::Started
+                && self
+                    .found_in_build("an earlier attempt's upload landed late")
+                    .unwrap_or(false);
+            return if landed { Ok(()) } else { Err(error) };
         }
         write_progress(&self.record, Progress::Done)?;
         eprintln!("treekite: uploaded {}", self.name);
         Ok(())
     }
 
-    /// Whether the chunk's steps are in the build; `None` when it has no
-    /// step key to look up.
-    fn in_build(&self) -> Result<Option<bool>> {
-        self.step_key.as_deref().map(step_in_build).transpose()
+    /// Whether the build has the chunk's steps; when it does, records the
+    /// chunk as done, saying `why` it is there.
+    fn found_in_build(&self, why: &str) -> Result<bool> {
+        let Some(key) = &self.step_key else {
+            eprintln!(
+                "treekite: warning: cannot tell whether {} is in the build: none of its steps has a key",
+                self.name
+            );
+            return Ok(false);
+        };
+        if !step_in_build(key)? {
+            return Ok(false);
+        }
+        write_progress(&self.record, Progress::Done)?;
+        eprintln!(
+            "treekite: {} is in the build already ({why}); recorded it",
+            self.name
+        );
+        Ok(true)
     }
 }
 
@@ -232,14 +233,14 @@ fn write_progress(record: &str, progress: Progress) -> Result<()> {
 }
 
 /// Whether a step with `key` is in this build. The agent exits 0 with the
-/// step's state when it is, and fails naming HTTP status 404 when it is
+/// step's state when it is, and fails with `…/export: 404 Not Found` when it is
 /// not; any other failure leaves the question open, which is an error.
 fn step_in_build(key: &str) -> Result<bool> {
     let output = agent_output(&["step", "get", "--step", key, "state"])?;
     if output.status.success() {
         return Ok(true);
     }
-    if String::from_utf8_lossy(&output.stderr).contains(" 404") {
+    if String::from_utf8_lossy(&output.stderr).contains(": 404 ") {
         return Ok(false);
     }
     bail!(

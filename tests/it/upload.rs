@@ -301,7 +301,7 @@ fn a_retry_finds_a_killed_jobs_upload_that_landed_late() {
         .assert()
         .success()
         .stderr(predicate::str::contains(
-            "build-chunk-2.json is in the build after all (an earlier attempt's upload landed late)",
+            "build-chunk-2.json is in the build already (an earlier attempt's upload landed late)",
         ));
     let calls = build.lines("calls");
     assert_eq!(
@@ -353,7 +353,7 @@ fn a_chunk_without_keys_is_uploaded_again_with_a_warning() {
         .assert()
         .success()
         .stderr(predicate::str::contains(
-            "treekite: warning: cannot tell whether build-chunk-1.json is in the build (none of its steps has a key); uploading it again",
+            "treekite: warning: cannot tell whether build-chunk-1.json is in the build: none of its steps has a key",
         ));
     assert_eq!(build.lines("uploads"), names("build", [1, 1]));
 }
