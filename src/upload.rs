@@ -233,8 +233,9 @@ fn write_progress(record: &str, progress: Progress) -> Result<()> {
 }
 
 /// Whether a step with `key` is in this build. The agent exits 0 with the
-/// step's state when it is, and fails with `…/export: 404 Not Found` when it is
-/// not; any other failure leaves the question open, which is an error.
+/// step's state when it is, and fails with `…/export: 404 Not Found` when
+/// it is not; any other failure leaves the question open, which is an
+/// error.
 fn step_in_build(key: &str) -> Result<bool> {
     let output = agent_output(&["step", "get", "--step", key, "state"])?;
     if output.status.success() {
