@@ -88,8 +88,11 @@ enum Command {
     ///
     /// Chunks go up last first (… 10, 9, … 1): Buildkite inserts each upload
     /// right after the uploading step, so the build shows them in order.
-    /// Each uploaded chunk is recorded in the build's meta-data, so a retried
-    /// upload job skips the chunks that are already in the build.
+    /// Each chunk's upload is recorded in the build's meta-data as started
+    /// and as done; a retry that finds one started but not done asks
+    /// Buildkite (`buildkite-agent step get`) whether its steps are in the
+    /// build. So a retried upload job, even one killed mid-upload, puts each
+    /// chunk in the build exactly once.
     #[command(after_help = exit::HELP)]
     Upload(UploadArgs),
 
@@ -181,7 +184,10 @@ struct PipelineArgs {
     attr: String,
 
     /// The pipeline directory to write: the chunk files, `drvmap.json` and
-    /// `phases.json`. It replaces the old one only when complete.
+    /// `phases.json`. It replaces the old one in one step, only when
+    /// complete: a run killed at any moment leaves a complete set, old or
+    /// new, and runs into the same DIR at the same time take turns (the
+    /// last one's set stays).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
 

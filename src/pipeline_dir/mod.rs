@@ -7,7 +7,8 @@
 //! What it holds:
 //! - `<phase>-chunk-<n>.json`: the steps of a phase, split into uploads of
 //!   at most `chunkSize` jobs, numbered from 1; each a valid Buildkite
-//!   pipeline file on its own;
+//!   pipeline file on its own, which the agent's YAML parser reads back
+//!   unchanged ([`agent_json`]);
 //! - `drvmap.json`: label → `{ drvPath, attrPath }` of every target (TVL's
 //!   format), for a later build's `parentTargetMap`;
 //! - `phases.json`: the format version and every phase in upload order,
@@ -16,9 +17,15 @@
 //!
 //! A later build reads an earlier one's `drvmap.json` as its parent
 //! ([`check_drvmap`]).
+//!
+//! A new directory replaces `--out` only once complete, and neither a kill
+//! nor a concurrent run can leave `--out` half written or in the way of
+//! the next run ([`swap`]).
 
+mod agent_json;
 mod drvmap;
 mod read;
+mod swap;
 mod write;
 
 pub use drvmap::check_drvmap;

@@ -1,15 +1,16 @@
-//! Writing the pipeline directory: everything goes to a directory beside
-//! `--out` first and replaces it only when complete, so a failure never
-//! leaves half a pipeline behind.
+//! Writing the pipeline directory: what goes in each file. Where the files
+//! go first, and how they replace `--out` only when complete, so that
+//! neither a failure nor a kill leaves half a pipeline behind, is
+//! [`swap`]'s.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
-use super::{ChunkName, DRVMAP_FILE, FORMAT_VERSION, MANIFEST_FILE};
+use super::{ChunkName, DRVMAP_FILE, FORMAT_VERSION, MANIFEST_FILE, agent_json, swap};
 use crate::exit::bad_input;
 
 /// What goes into a pipeline directory.
@@ -40,42 +41,24 @@ pub fn check_out(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `contents` as the directory `out`, replacing what was there.
+/// Writes `contents` as the directory `out`, replacing what was there
+/// only once the new set is complete ([`swap`]).
 pub fn write(out: &Path, contents: &Contents) -> Result<()> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = out
-        .file_name()
-        .context("--out names no directory")?
-        .to_string_lossy()
-        .into_owned();
-    let staging = parent.join(format!(".{name}.treekite-{}", std::process::id()));
-    let result = write_files(&staging, contents).and_then(|()| replace_dir(&staging, out));
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    result
-}
-
-fn write_files(dir: &Path, contents: &Contents) -> Result<()> {
-    std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for phase in contents.phases {
-        for (i, chunk) in contents.phase_chunks(phase).iter().enumerate() {
-            let name = ChunkName {
-                phase: phase.clone(),
-                number: i as u64 + 1,
-            };
-            let path = dir.join(name.file_name());
-            write_chunk(&path, chunk).with_context(|| format!("writing {}", path.display()))?;
+    swap::replace(out, |staging| {
+        for phase in contents.phases {
+            for (i, chunk) in contents.phase_chunks(phase).iter().enumerate() {
+                let name = ChunkName {
+                    phase: phase.clone(),
+                    number: i as u64 + 1,
+                };
+                staging.write_file(&name.file_name(), |file| write_chunk(file, chunk))?;
+            }
         }
-    }
-    std::fs::write(dir.join(DRVMAP_FILE), contents.drvmap)
-        .with_context(|| format!("writing {DRVMAP_FILE}"))?;
-    std::fs::write(dir.join(MANIFEST_FILE), manifest(contents))
-        .with_context(|| format!("writing {MANIFEST_FILE}"))
+        staging.write_file(DRVMAP_FILE, |file| {
+            file.write_all(contents.drvmap.as_bytes())
+        })?;
+        staging.write_file(MANIFEST_FILE, |file| file.write_all(&manifest(contents)))
+    })
 }
 
 /// The format version and the phases in upload order with their chunk
@@ -90,29 +73,13 @@ fn manifest(contents: &Contents) -> Vec<u8> {
         .expect("JSON values serialise")
 }
 
-/// One step per line: readable, and diffs between builds stay small.
-fn write_chunk(path: &Path, steps: &[Value]) -> Result<()> {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+/// One step per line: readable, and diffs between builds stay small. The
+/// agent reads the file as YAML, so strings go through [`agent_json`].
+fn write_chunk(file: &mut impl Write, steps: &[Value]) -> std::io::Result<()> {
     file.write_all(b"{\"steps\": [\n")?;
     for (i, step) in steps.iter().enumerate() {
-        serde_json::to_writer(&mut file, step)?;
+        agent_json::write(file, step)?;
         file.write_all(if i + 1 < steps.len() { b",\n" } else { b"\n" })?;
     }
-    file.write_all(b"]}\n")?;
-    file.flush()?;
-    Ok(())
-}
-
-fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
-    if out.exists() {
-        let old = staging.with_extension("old");
-        std::fs::rename(out, &old)
-            .with_context(|| format!("moving the old {} aside", out.display()))?;
-        std::fs::rename(staging, out)
-            .with_context(|| format!("moving the new pipeline to {}", out.display()))?;
-        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))
-    } else {
-        std::fs::rename(staging, out)
-            .with_context(|| format!("moving the new pipeline to {}", out.display()))
-    }
+    file.write_all(b"]}\n")
 }

@@ -1,7 +1,9 @@
 //! `treekite pipeline` on a fixture depot whose every builder fails: making
 //! the pipeline must succeed, so it provably builds nothing.
 
+mod control_characters;
 mod deps;
+mod dir_swap;
 mod progress;
 
 use std::collections::BTreeMap;
