@@ -8,15 +8,18 @@
 //! into one request for one of them; [`exit`] says how treekite ends.
 
 mod agent;
+mod branches;
 mod cli;
 mod exit;
 mod git;
 mod parent;
 mod pipeline;
 mod pipeline_dir;
+mod printable;
 mod process;
 mod run;
 mod state;
+mod step_fields;
 mod upload;
 
 use anyhow::Result;

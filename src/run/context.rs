@@ -71,8 +71,7 @@ impl Context {
         let root = root(request.root.as_deref())?;
         let branch = match &request.branch {
             Some(branch) => branch.clone(),
-            None => git::output(&root, &["symbolic-ref", "--quiet", "--short", "HEAD"])
-                .unwrap_or_else(|| "main".to_owned()),
+            None => git::current_branch(&root).unwrap_or_else(|| "main".to_owned()),
         };
         let commit =
             git::output(&root, &["rev-parse", "HEAD"]).unwrap_or_else(|| "HEAD".to_owned());

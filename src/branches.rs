@@ -3,6 +3,9 @@
 //! and a leading `!` excludes. A branch passes when it matches at least one
 //! positive pattern (if there are any) and none of the negative ones; an
 //! empty list lets every branch through.
+//!
+//! Shared by the local runner, which leaves filtered steps out, and by
+//! `treekite pipeline` and `treekite explain`, which say why.
 
 use anyhow::Result;
 use globset::{Glob, GlobMatcher};
