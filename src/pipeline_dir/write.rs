@@ -10,7 +10,10 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::Value;
 
-use super::{ChunkName, DRVMAP_FILE, FORMAT_VERSION, MANIFEST_FILE, agent_json, swap};
+use super::{
+    ChunkName, DRVMAP_FILE, EXPLAIN_FILE, Explanation, FORMAT_VERSION, MANIFEST_FILE, SUMMARY_FILE,
+    agent_json, swap,
+};
 use crate::exit::bad_input;
 
 /// What goes into a pipeline directory.
@@ -22,6 +25,10 @@ pub struct Contents<'a> {
     pub chunks: &'a BTreeMap<String, Vec<Vec<Value>>>,
     /// The drvmap as JSON text, written as it is.
     pub drvmap: &'a str,
+    /// `summary.md`'s Markdown.
+    pub summary: &'a str,
+    /// What `explain.json` holds.
+    pub explanation: &'a Explanation,
 }
 
 impl Contents<'_> {
@@ -56,6 +63,10 @@ pub fn write(out: &Path, contents: &Contents) -> Result<()> {
         }
         staging.write_file(DRVMAP_FILE, |file| {
             file.write_all(contents.drvmap.as_bytes())
+        })?;
+        staging.write_file(EXPLAIN_FILE, |file| contents.explanation.write(file))?;
+        staging.write_file(SUMMARY_FILE, |file| {
+            file.write_all(contents.summary.as_bytes())
         })?;
         staging.write_file(MANIFEST_FILE, |file| file.write_all(&manifest(contents)))
     })

@@ -78,6 +78,13 @@ pub fn run(request: &Request) -> Result<ExitCode> {
         context.root.display(),
         context.jobs
     ));
+    if let Some(summary) = dir.summary() {
+        progress.line(&format!(
+            "treekite: the pipeline's summary is {}; `treekite explain {} TARGET` says why a step runs, waits or is skipped",
+            summary.display(),
+            request.dir.display()
+        ));
+    }
 
     let started = Instant::now();
     let scheduler = Scheduler::new(
