@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use super::chain;
 use super::index::{Branching, Index, Owner};
-use crate::pipeline::PARENT_SKIPPED;
+use crate::pipeline::{BUILD_PHASE, PARENT_SKIPPED};
 use crate::pipeline_dir::{MetaSkip, ParentRecord, SkippedTarget};
 use crate::printable::printable;
 
@@ -117,7 +117,11 @@ fn step(out: &mut Report, index: &Index, at: usize) {
     let status = other_status(index, at);
     step_status(out, index, at, status);
     let mut waits = step_waits_for(index, at);
-    if waits.is_empty() && placed.is_extra_step() && !index.phases.iter().any(|p| p == "build") {
+    let waits_for_target = dependencies(index, at)
+        .into_iter()
+        .any(|key| index.owner(key).is_some());
+    if placed.is_extra_step() && !waits_for_target && !index.phases.iter().any(|p| p == BUILD_PHASE)
+    {
         waits.push(format!(
             "nothing: its target's step is in the build phase, which this pipeline did not generate (phases: {}), so it does not wait for it",
             show(&index.phases.join(", "))
@@ -235,7 +239,8 @@ fn compared(index: &Index, i: usize, had: &[Option<String>]) -> String {
             )
         } else {
             format!(
-                "skipped: unchanged since {parent}: it had the same derivation for {}",
+                "skipped: unchanged since {parent}: the same drvPath {} for {}",
+                show(&target.drv),
                 same.join(", ")
             )
         };
@@ -268,9 +273,13 @@ fn compared(index: &Index, i: usize, had: &[Option<String>]) -> String {
 /// `the parent build #N (UUID)` or `the parent drvmap FILE`.
 fn parent_phrase(parent: &ParentRecord) -> String {
     match parent {
-        ParentRecord::Found { number, id, .. } => {
-            format!("the parent build #{number} ({})", show(id))
-        }
+        ParentRecord::Found {
+            number, id, commit, ..
+        } => format!(
+            "the parent build #{number} ({}) at {}",
+            show(id),
+            show(commit)
+        ),
         ParentRecord::File { path } => format!("the parent drvmap {}", show(path)),
         ParentRecord::NotAsked | ParentRecord::NotFound { .. } => "the parent".to_owned(),
     }
@@ -458,12 +467,13 @@ fn batch(index: &Index, i: usize) -> String {
     let record = index.record;
     let key = index.step_key_of(i);
     let first = record.targets[i].batch.unwrap_or(i);
-    let others: Vec<&str> = record
+    // One entry per target step: the labels of one derivation together.
+    let others: Vec<String> = record
         .targets
         .iter()
         .enumerate()
         .filter(|(m, t)| *m != i && t.batch == Some(first))
-        .flat_map(|(_, t)| t.labels.iter().map(String::as_str))
+        .map(|(_, t)| t.labels.join(" / "))
         .collect();
     if others.is_empty() {
         return format!("none: its step ({}) builds it alone", show(key));

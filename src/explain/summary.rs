@@ -61,6 +61,7 @@ fn parent_line(parent: &ParentRecord) -> String {
             commit,
             state,
             place,
+            ..
         } => format!(
             "build #{number} ({}) at {}, {}, {}",
             code(id),

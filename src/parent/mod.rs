@@ -166,6 +166,7 @@ impl Found {
             id: id.clone(),
             commit: commit.clone(),
             state: state.clone(),
+            base: self.base.clone(),
             place: Place(self).to_string(),
         }
     }

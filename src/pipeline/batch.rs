@@ -13,7 +13,9 @@ use anyhow::Result;
 use serde_json::{Map, Value};
 
 use super::TargetDeps;
-use super::model::{Batching, Pipeline, StepJson, chunk, dependency_key, jobs, target_index};
+use super::model::{
+    BUILD_PHASE, Batching, Pipeline, StepJson, chunk, dependency_key, jobs, target_index,
+};
 use crate::agent;
 use crate::exit::bad_input;
 
@@ -231,7 +233,7 @@ fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>], merged: Vec<StepJson
         .map(|(batch, step)| (targets[batch[0]].key.as_str(), step))
         .collect();
     let mut placed: HashMap<&str, usize> = HashMap::new();
-    let build = chunks.remove("build").unwrap_or_default();
+    let build = chunks.remove(BUILD_PHASE).unwrap_or_default();
     let mut steps: Vec<StepJson> = Vec::with_capacity(merged.len());
     for step in build.into_iter().flatten() {
         let Some((&key, _)) = step
@@ -249,7 +251,7 @@ fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>], merged: Vec<StepJson
             steps.push(steps[at].clone());
         }
     }
-    chunks.insert("build".to_owned(), chunk(steps, settings.chunk_size));
+    chunks.insert(BUILD_PHASE.to_owned(), chunk(steps, settings.chunk_size));
     for step in chunks.values_mut().flatten().flatten() {
         redirect(step, &batch_key);
     }

@@ -26,7 +26,7 @@ use anyhow::Result;
 
 use crate::exit::{ExitCode, bad_input};
 use crate::{branches, explain, parent, pipeline_dir};
-pub use model::{Chunks, EXTRA_STEP_KEY_PREFIX, PARENT_SKIPPED, dependency_key, jobs};
+pub use model::{BUILD_PHASE, Chunks, EXTRA_STEP_KEY_PREFIX, PARENT_SKIPPED, dependency_key, jobs};
 use model::{Dependencies, Pipeline, StepJson, Target};
 
 /// What `treekite pipeline` was asked to do.

@@ -13,6 +13,9 @@ use crate::pipeline_dir::{Contents, Explanation, SkippedTarget};
 /// contract between nix/buildkite and `treekite pipeline`.
 pub const MKPIPELINE_VERSION: u64 = 1;
 
+/// The phase nix/buildkite puts target steps in.
+pub const BUILD_PHASE: &str = "build";
+
 /// How nix/buildkite begins an extra step's key (`extra-step-<sha1>`), so
 /// that `treekite explain` can tell extra steps from other steps.
 pub const EXTRA_STEP_KEY_PREFIX: &str = "extra-step-";

@@ -130,6 +130,8 @@ pub enum ParentRecord {
         id: String,
         commit: String,
         state: String,
+        /// The base branch it was found on.
+        base: String,
         /// Which commit it is, in words: `merge base of HEAD and main`.
         place: String,
     },
@@ -151,6 +153,7 @@ impl fmt::Display for ParentRecord {
                 commit,
                 state,
                 place,
+                ..
             } => write!(f, "build #{number} ({id}) at {commit}, {state}, {place}"),
             ParentRecord::NotFound { reason } => write!(f, "{reason}; building every target"),
         }
