@@ -1,6 +1,6 @@
 //! Fields of a Buildkite step read the way the agent reads them, for
 //! everything that looks at a generated pipeline after it was written:
-//! the local runner ([`crate::run`]) and `treekite explain`
+//! the local runner ([`run`](mod@crate::run)) and `treekite explain`
 //! ([`crate::explain`]) must agree on when a step is skipped and which
 //! branches it runs on.
 

@@ -1,6 +1,6 @@
 //! Why each step of a generated pipeline runs, waits or is skipped:
 //! `treekite explain DIR TARGET` for one target or step, and the
-//! [`summary`] `treekite pipeline` writes as `summary.md`.
+//! [`summary`](mod@summary) `treekite pipeline` writes as `summary.md`.
 //!
 //! Both read what `treekite pipeline` kept ([`crate::pipeline_dir`]'s
 //! `explain.json` and the chunk files), so nothing is evaluated again and
@@ -84,7 +84,8 @@ fn find(index: &Index, wanted: &str) -> Option<Subject> {
 }
 
 /// The error for a TARGET that is neither a label nor a key: bad input,
-/// naming the closest labels (and keys).
+/// naming the closest labels (and keys a person gave steps; generated
+/// keys are hashes, which no one types from memory).
 fn unknown(index: &Index, wanted: &str, dir: &Path) -> anyhow::Error {
     let record = index.record;
     let labels = record
@@ -92,11 +93,16 @@ fn unknown(index: &Index, wanted: &str, dir: &Path) -> anyhow::Error {
         .iter()
         .flat_map(|t| &t.labels)
         .chain(record.skipped.iter().map(|s| &s.label));
-    let keys = index.steps.iter().filter_map(|placed| placed.key());
-    let candidates: Vec<&str> = labels.map(String::as_str).chain(keys).collect();
+    let named = index
+        .steps
+        .iter()
+        .filter(|placed| placed.group.is_none() && !placed.is_extra_step())
+        .filter_map(|placed| placed.key())
+        .filter(|key| index.owner(key).is_none());
+    let candidates: Vec<&str> = labels.map(String::as_str).chain(named).collect();
     let closest = closest(wanted, &candidates);
     let hint = if closest.is_empty() {
-        "it has no targets or keyed steps".to_owned()
+        "it has no targets".to_owned()
     } else {
         let shown: Vec<String> = closest
             .iter()

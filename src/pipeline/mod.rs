@@ -144,22 +144,39 @@ pub fn run(request: &Request) -> Result<ExitCode> {
     if let Some(batching) = &pipeline.batching {
         eprintln!("treekite: warning: {}", batching.line);
     }
-    let explanation = explanation::explanation(
-        &pipeline,
-        parent.record(),
-        parent_map.as_ref(),
-        branches::build_branch(request.git_dir()),
-    )?;
-    let summary = explain::summary(&explanation, &pipeline.phases, &pipeline.chunks);
-    pipeline_dir::write(&request.out, &pipeline.contents(&summary, &explanation))?;
+    // What explains the pipeline is made while the chunks are written.
+    let explained = std::thread::scope(|scope| {
+        let explaining =
+            scope.spawn(|| explained(request, &pipeline, &parent, parent_map.as_ref()));
+        pipeline_dir::write(&request.out, &pipeline.contents(), || {
+            explaining.join().expect("explaining the pipeline panicked")
+        })
+    })?;
     for line in summary_lines(&pipeline) {
         eprintln!("treekite: {line}");
     }
     drop(parent);
     // The process ends next: freeing tens of thousands of small JSON values
     // one by one would only cost time.
-    std::mem::forget((pipeline, explanation, parent_map));
+    std::mem::forget((pipeline, explained, parent_map));
     Ok(ExitCode::Success)
+}
+
+/// `explain.json` and `summary.md` for `pipeline`, generated against
+/// `parent` for the build's branch.
+fn explained(
+    request: &Request,
+    pipeline: &Pipeline,
+    parent: &parent::Parent,
+    parent_map: Option<&explanation::ParentMap>,
+) -> Result<pipeline_dir::Explained> {
+    let branch = branches::build_branch(request.git_dir());
+    let explanation = explanation::explanation(pipeline, parent.record(), parent_map, branch)?;
+    let summary = explain::summary(&explanation, &pipeline.phases, &pipeline.chunks);
+    Ok(pipeline_dir::Explained {
+        summary,
+        explanation,
+    })
 }
 
 /// For each target (by index), the indices of the targets it needs.

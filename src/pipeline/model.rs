@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::TargetDeps;
 use super::deps::Graph;
-use crate::pipeline_dir::{Contents, Explanation, SkippedTarget};
+use crate::pipeline_dir::{Contents, SkippedTarget};
 
 /// The `version` of the `mkPipeline` result this treekite reads: the
 /// contract between nix/buildkite and `treekite pipeline`.
@@ -72,15 +72,12 @@ impl Pipeline {
         }
     }
 
-    /// What the pipeline directory gets, with the summary and what
-    /// `explain` reads.
-    pub fn contents<'a>(&'a self, summary: &'a str, explanation: &'a Explanation) -> Contents<'a> {
+    /// What the pipeline directory gets (besides what explains it).
+    pub fn contents(&self) -> Contents<'_> {
         Contents {
             phases: &self.phases,
             chunks: &self.chunks,
             drvmap: &self.drvmap,
-            summary,
-            explanation,
         }
     }
 }

@@ -37,7 +37,7 @@ mod write;
 pub use drvmap::{check_drvmap, parse_drvmap, read_drvmap};
 pub use explain::{Explanation, GraphRecord, MetaSkip, ParentRecord, SkippedTarget, TargetRecord};
 pub use read::{Chunk, PipelineDir};
-pub use write::{Contents, check_out, write};
+pub use write::{Contents, Explained, check_out, write};
 
 /// The version of the directory's layout, recorded in `phases.json`. A
 /// reader refuses a directory written in a newer format rather than
