@@ -144,44 +144,34 @@ fn place(out: &mut Report, index: &Index, key: &str) {
     }
 }
 
-/// `status:` (and `branches:`) of the step at `at`, whose status without
-/// branch filters is `status`.
+/// `status:` (and `branches:`, or what it would be if not left out) of
+/// the step at `at`, whose status without branch filters is `status`.
 fn step_status(out: &mut Report, index: &Index, at: usize, status: String) {
-    let branch = index.record.branch.as_deref().map(show);
-    match index.branching(at) {
-        Branching::Unfiltered => out.field("status", status),
+    let branch = index.record.branch.as_deref().map(show).unwrap_or_default();
+    let (status, more) = match index.branching(at) {
+        Branching::Unfiltered => (status, None),
         Branching::Runs(patterns) => {
-            out.field("status", status);
-            out.field(
-                "branches",
-                format!(
-                    "{}: branch {} matches",
-                    show(&patterns.join(" ")),
-                    branch.unwrap_or_default()
-                ),
-            );
+            let matches = format!("{}: branch {branch} matches", show(&patterns.join(" ")));
+            (status, Some(("branches", matches)))
         }
-        Branching::LeftOut(patterns) => {
-            out.field(
-                "status",
-                format!(
-                    "left out of the build: branch {} does not match `branches: {}`",
-                    branch.unwrap_or_default(),
-                    show(&patterns.join(" "))
-                ),
-            );
-            out.field("otherwise", status);
-        }
+        Branching::LeftOut(patterns) => (
+            format!(
+                "left out of the build: branch {branch} does not match `branches: {}`",
+                show(&patterns.join(" "))
+            ),
+            Some(("otherwise", status)),
+        ),
         Branching::Unknown(patterns) => {
-            out.field("status", status);
-            out.field(
-                "branches",
-                format!(
-                    "{}: runs only on matching branches (the build's branch was not known when the pipeline was made)",
-                    show(&patterns.join(" "))
-                ),
+            let only = format!(
+                "{}: runs only on matching branches (the build's branch was not known when the pipeline was made)",
+                show(&patterns.join(" "))
             );
+            (status, Some(("branches", only)))
         }
+    };
+    out.field("status", status);
+    if let Some((name, value)) = more {
+        out.field(name, value);
     }
 }
 

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 use super::index::{Branching, Index, Owner, SkipKind};
 use crate::pipeline::{Chunks, jobs};
-use crate::pipeline_dir::{ChunkName, Explanation, ParentRecord};
+use crate::pipeline_dir::{ChunkName, Explanation};
 use crate::printable::printable;
 
 /// Changed targets listed by label; the rest are counted.
@@ -38,7 +38,8 @@ pub fn summary(record: &Explanation, phases: &[String], chunks: &Chunks) -> Stri
     });
     let index = Index::new(record, phases, files);
     let mut out = String::from("#### treekite pipeline\n\n");
-    writeln!(out, "**Parent:** {}\n", parent_line(&record.parent)).unwrap();
+    let parent = record.parent.line(code, text);
+    writeln!(out, "**Parent:** {parent}\n").unwrap();
     writeln!(out, "**Targets:** {}\n", target_counts(&index)).unwrap();
     phase_table(&mut out, &index);
     if let Some(line) = &record.batching {
@@ -49,30 +50,6 @@ pub fn summary(record: &Explanation, phases: &[String], chunks: &Chunks) -> Stri
         "Why a step runs, waits or is skipped: `treekite explain <pipeline directory> <label or step key>`.\n",
     );
     out
-}
-
-fn parent_line(parent: &ParentRecord) -> String {
-    match parent {
-        ParentRecord::NotAsked => "none asked for (no `--parent`)".to_owned(),
-        ParentRecord::File { path } => format!("drvmap {}", code(path)),
-        ParentRecord::Found {
-            number,
-            id,
-            commit,
-            state,
-            place,
-            ..
-        } => format!(
-            "build #{number} ({}) at {}, {}, {}",
-            code(id),
-            code(commit),
-            text(state),
-            text(place)
-        ),
-        ParentRecord::NotFound { reason } => {
-            format!("none: {}; every target builds", text(reason))
-        }
-    }
 }
 
 /// Targets (labels) by what happens to them.

@@ -139,14 +139,16 @@ pub enum ParentRecord {
     NotFound { reason: String },
 }
 
-impl fmt::Display for ParentRecord {
-    /// One line saying what the pipeline was compared with.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ParentRecord {
+    /// One line saying what the pipeline was compared with; `quote` shows
+    /// a name (a UUID, a commit, a path) and `text` other words from
+    /// outside, for wherever the line goes.
+    pub fn line(&self, quote: impl Fn(&str) -> String, text: impl Fn(&str) -> String) -> String {
         match self {
             ParentRecord::NotAsked => {
-                f.write_str("none asked for (no --parent); building every target")
+                "none asked for (no --parent); building every target".to_owned()
             }
-            ParentRecord::File { path } => write!(f, "local drvmap {path}"),
+            ParentRecord::File { path } => format!("local drvmap {}", quote(path)),
             ParentRecord::Found {
                 number,
                 id,
@@ -154,9 +156,21 @@ impl fmt::Display for ParentRecord {
                 state,
                 place,
                 ..
-            } => write!(f, "build #{number} ({id}) at {commit}, {state}, {place}"),
-            ParentRecord::NotFound { reason } => write!(f, "{reason}; building every target"),
+            } => format!(
+                "build #{number} ({}) at {}, {}, {}",
+                quote(id),
+                quote(commit),
+                text(state),
+                text(place)
+            ),
+            ParentRecord::NotFound { reason } => format!("{}; building every target", text(reason)),
         }
+    }
+}
+
+impl fmt::Display for ParentRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.line(str::to_owned, str::to_owned))
     }
 }
 

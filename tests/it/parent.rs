@@ -710,9 +710,10 @@ fn pipeline_with_parent_buildkite_skips_every_unchanged_target() {
     // The summary says so too.
     let summary = read(out.join("summary.md"));
     assert!(
-        summary.contains("**Parent:** none: no Buildkite API token; set BUILDKITE\\_API\\_TOKEN"),
+        summary.contains("**Parent:** no Buildkite API token; set BUILDKITE\\_API\\_TOKEN"),
         "{summary}"
     );
+    assert!(summary.contains("; building every target\n"), "{summary}");
     assert!(
         summary.contains("**Targets:** 4 — 4 to build, 0 unchanged"),
         "{summary}"
