@@ -198,8 +198,11 @@ struct PipelineArgs {
     #[arg(short = 'A', long = "attr", value_name = "ATTR")]
     attr: String,
 
-    /// The pipeline directory to write: the chunk files, `drvmap.json` and
-    /// `phases.json`. It replaces the old one in one step, only when
+    /// The pipeline directory to write: the chunk files, `drvmap.json`,
+    /// `phases.json`, `summary.md` (Markdown for a Buildkite annotation:
+    /// the parent, what each phase runs and skips, the changed targets)
+    /// and `explain.json` (for `treekite explain`). It replaces the old
+    /// one in one step, only when
     /// complete: a run killed at any moment leaves a complete set, old or
     /// new, and runs into the same DIR at the same time take turns (the
     /// last one's set stays).

@@ -22,6 +22,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use crate::exit::{ExitCode, bad_input};
+use crate::pipeline::BUILD_PHASE;
 use crate::pipeline_dir::{ChunkName, PipelineDir};
 use crate::printable::printable;
 use index::{Index, Owner};
@@ -101,7 +102,12 @@ fn unknown(index: &Index, wanted: &str, dir: &Path) -> anyhow::Error {
         .filter(|key| index.owner(key).is_none());
     let candidates: Vec<&str> = labels.map(String::as_str).chain(named).collect();
     let closest = closest(wanted, &candidates);
-    let hint = if closest.is_empty() {
+    let hint = if !index.phases.iter().any(|p| p == BUILD_PHASE) {
+        format!(
+            "it has no target steps: the build phase was not generated (phases: {}); pass an extra step's key",
+            printable(&index.phases.join(", "))
+        )
+    } else if closest.is_empty() {
         "it has no targets".to_owned()
     } else {
         let shown: Vec<String> = closest

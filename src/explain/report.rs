@@ -93,7 +93,7 @@ fn meta_skipped(out: &mut Report, index: &Index, i: usize) {
     let skipped = &index.record.skipped[i];
     out.field("target", show(&skipped.label));
     place(out, index, &skipped.key);
-    let status = meta_status(skipped);
+    let status = meta_status(index, skipped);
     let at = index.step(&skipped.key);
     match at {
         Some(at) => step_status(out, index, at, status),
@@ -180,7 +180,7 @@ fn target_status(index: &Index, i: usize) -> String {
     let record = index.record;
     let target = &record.targets[i];
     if let Some(m) = index.meta_skipped(&target.key) {
-        return meta_status(&record.skipped[m]);
+        return meta_status(index, &record.skipped[m]);
     }
     let status = match &target.parent {
         Some(had) => compared(index, i, had),
@@ -275,18 +275,21 @@ fn parent_phrase(parent: &ParentRecord) -> String {
     }
 }
 
-fn meta_status(skipped: &SkippedTarget) -> String {
-    match (skipped.kind, &skipped.reason) {
-        (MetaSkip::Broken, _) => {
-            "skipped: marked broken (meta.broken), so its derivation is never evaluated".to_owned()
+/// Why a target is skipped by its metadata. Its derivation is never
+/// evaluated, unless its `meta.ci.skip` is a value mkPipeline's skip
+/// treats as a skip but its evaluation does not (an empty string): then
+/// it is a target step too, with a drvPath.
+fn meta_status(index: &Index, skipped: &SkippedTarget) -> String {
+    let why = match (skipped.kind, &skipped.reason) {
+        (MetaSkip::Broken, _) => "skipped: marked broken (meta.broken)".to_owned(),
+        (MetaSkip::Skip, Some(reason)) if !reason.is_empty() => {
+            format!("skipped by meta.ci.skip: {}", show(reason))
         }
-        (MetaSkip::Skip, Some(reason)) if !reason.is_empty() => format!(
-            "skipped by meta.ci.skip: {}; its derivation is never evaluated",
-            show(reason)
-        ),
-        (MetaSkip::Skip, _) => {
-            "skipped by meta.ci.skip; its derivation is never evaluated".to_owned()
-        }
+        (MetaSkip::Skip, _) => "skipped by meta.ci.skip".to_owned(),
+    };
+    match index.owner(&skipped.key) {
+        Some(Owner::Target(_)) => why,
+        _ => format!("{why}; its derivation is never evaluated"),
     }
 }
 
@@ -311,7 +314,7 @@ fn other_status(index: &Index, at: usize) -> String {
                 .into_iter()
                 .find_map(|key| match index.owner(key)? {
                     Owner::Target(i) => Some((key, target_status(index, i))),
-                    Owner::Skipped(i) => Some((key, meta_status(&index.record.skipped[i]))),
+                    Owner::Skipped(i) => Some((key, meta_status(index, &index.record.skipped[i]))),
                 });
         if let Some((key, status)) = because {
             return format!(

@@ -320,7 +320,7 @@ fn targets_skipped_by_their_metadata_say_which_metadata() {
     let broken = explained(&dir, "broken");
     assert_eq!(
         field(&broken, "status"),
-        "skipped: marked broken (meta.broken), so its derivation is never evaluated"
+        "skipped: marked broken (meta.broken); its derivation is never evaluated"
     );
     assert!(field(&broken, "key").starts_with("skipped-"));
     let tools = explained(&dir, "tools");
@@ -360,6 +360,11 @@ fn an_extra_step_of_a_phase_generated_alone_waits_for_no_target() {
             &"nothing: its target's step is in the build phase, which this pipeline did not generate (phases: release), so it does not wait for it"
         ),
         "{text}"
+    );
+    // Its target has no step here at all.
+    assert_bad_input(
+        &explain(&dir, "app"),
+        &["it has no target steps: the build phase was not generated (phases: release)"],
     );
 }
 
