@@ -18,7 +18,7 @@ use crate::printable::printable;
 /// Steps listed under `needed by:` at most; the rest are counted.
 const NEEDED_BY_SHOWN: usize = 20;
 
-/// Labels of the other targets of a batch shown at most.
+/// Other targets of a batch named at most; the rest are counted.
 const BATCH_SHOWN: usize = 5;
 
 /// What was asked about.
@@ -53,7 +53,8 @@ impl Report {
         writeln!(self.text, "{name}: {}", value.as_ref()).unwrap();
     }
 
-    /// `name:` and one indented line per item, or `name: none`.
+    /// `name:` and one indented line per item, or `name: NONE` when
+    /// there is none.
     fn list(&mut self, name: &str, items: &[String], none: &str) {
         if items.is_empty() {
             return self.field(name, none);
@@ -123,7 +124,7 @@ fn step(out: &mut Report, index: &Index, at: usize) {
     if placed.is_extra_step() && !waits_for_target && !index.phases.iter().any(|p| p == BUILD_PHASE)
     {
         waits.push(format!(
-            "nothing: its target's step is in the build phase, which this pipeline did not generate (phases: {}), so it does not wait for it",
+            "(not its target's step: that is in the build phase, which this pipeline did not generate (phases: {}))",
             show(&index.phases.join(", "))
         ));
     }
@@ -212,16 +213,14 @@ fn target_status(index: &Index, i: usize) -> String {
 fn compared(index: &Index, i: usize, had: &[Option<String>]) -> String {
     let target = &index.record.targets[i];
     let parent = parent_phrase(&index.record.parent);
-    let labels_with = |wanted: &dyn Fn(Option<&String>) -> bool| -> Vec<String> {
-        target
-            .labels
-            .iter()
-            .zip(had)
-            .filter(|(_, had)| wanted(had.as_ref()))
-            .map(|(label, _)| show(label))
-            .collect()
-    };
-    let same = labels_with(&|had| had == Some(&target.drv));
+    // The labels under which the parent had this very derivation.
+    let same: Vec<String> = target
+        .labels
+        .iter()
+        .zip(had)
+        .filter(|(_, had)| had.as_ref() == Some(&target.drv))
+        .map(|(label, _)| show(label))
+        .collect();
     if target.skip {
         return if same.is_empty() {
             format!(

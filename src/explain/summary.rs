@@ -19,7 +19,7 @@ use crate::pipeline_dir::{ChunkName, Explanation};
 use crate::printable::printable;
 
 /// Changed targets listed by label; the rest are counted.
-pub const CHANGED_SHOWN: usize = 50;
+const CHANGED_SHOWN: usize = 50;
 
 /// Characters of a label shown.
 const LABEL_SHOWN: usize = 200;

@@ -357,7 +357,7 @@ fn an_extra_step_of_a_phase_generated_alone_waits_for_no_target() {
     assert_eq!(field(&text, "phase"), "release");
     assert!(
         items(&text, "waits for").contains(
-            &"nothing: its target's step is in the build phase, which this pipeline did not generate (phases: release), so it does not wait for it"
+            &"(not its target's step: that is in the build phase, which this pipeline did not generate (phases: release))"
         ),
         "{text}"
     );
