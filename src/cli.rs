@@ -14,7 +14,7 @@ use crate::agent::drv::DrvPath;
 use crate::agent::target::{AttrPath, TargetRef, Targets};
 use crate::agent::{build, exec};
 use crate::exit::{self, bad_input};
-use crate::{parent, pipeline, pipeline_dir, run, upload};
+use crate::{explain, parent, pipeline, pipeline_dir, run, upload};
 
 /// A parsed command line: one subcommand's request.
 #[derive(Debug)]
@@ -25,6 +25,7 @@ pub enum Invocation {
     Parent(parent::Request),
     Upload(upload::Request),
     Run(run::Request),
+    Explain(explain::Request),
 }
 
 /// Parses the process's arguments. `--help` and `--version` print and exit
@@ -111,6 +112,20 @@ enum Command {
     /// SIGTERM as it ends, and the run waits for them to end.
     #[command(after_help = exit::HELP)]
     Run(RunArgs),
+
+    /// Say why a target's or a step's step runs, waits or is skipped.
+    ///
+    /// Reads what `treekite pipeline` kept in DIR (nothing is evaluated):
+    /// the step's key, phase, chunk file and batch; whether it runs or is
+    /// skipped and exactly why (changed or unchanged since the parent
+    /// build, new, `meta.ci.skip`, `meta.broken`, a branch filter, its
+    /// target skipped); each step it waits for, with the chain of
+    /// derivations behind a dependency between targets (`apps/hello ←
+    /// toolchain.drv ← libs/greeting`) or the `depends_on` it was given;
+    /// and the steps that wait for it. An unknown TARGET is bad input
+    /// naming the closest labels.
+    #[command(after_help = exit::HELP)]
+    Explain(ExplainArgs),
 }
 
 /// Where a target comes from: its `.drv` and, for when that is gone, its
@@ -183,8 +198,11 @@ struct PipelineArgs {
     #[arg(short = 'A', long = "attr", value_name = "ATTR")]
     attr: String,
 
-    /// The pipeline directory to write: the chunk files, `drvmap.json` and
-    /// `phases.json`. It replaces the old one in one step, only when
+    /// The pipeline directory to write: the chunk files, `drvmap.json`,
+    /// `phases.json`, `summary.md` (Markdown for a Buildkite annotation:
+    /// the parent, what each phase runs and skips, the changed targets)
+    /// and `explain.json` (for `treekite explain`). It replaces the old
+    /// one in one step, only when
     /// complete: a run killed at any moment leaves a complete set, old or
     /// new, and runs into the same DIR at the same time take turns (the
     /// last one's set stays).
@@ -353,6 +371,18 @@ struct UploadArgs {
 }
 
 #[derive(Debug, Args)]
+struct ExplainArgs {
+    /// Directory written by `treekite pipeline`.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+
+    /// A target's label (`apps/hello`, `apps/tools:fmt`) or a step's key
+    /// (`drv-…`, `extra-step-…`, a batch's key).
+    #[arg(value_name = "TARGET")]
+    target: String,
+}
+
+#[derive(Debug, Args)]
 struct RunArgs {
     /// Directory written by `treekite pipeline`.
     #[arg(value_name = "DIR")]
@@ -464,6 +494,10 @@ impl Command {
                 phase: args.phase,
             }),
             Command::Run(args) => Invocation::Run(args.into_request()),
+            Command::Explain(args) => Invocation::Explain(explain::Request {
+                dir: args.dir,
+                target: args.target,
+            }),
         })
     }
 }

@@ -26,3 +26,9 @@ pub fn output(dir: &Path, args: &[&str]) -> Option<String> {
     let text = text.trim();
     (output.status.success() && !text.is_empty()).then(|| text.to_owned())
 }
+
+/// The branch checked out in `dir`; `None` on a detached HEAD or outside
+/// a checkout.
+pub fn current_branch(dir: &Path) -> Option<String> {
+    output(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"])
+}

@@ -420,6 +420,9 @@ let
         settings :: Settings;
         # one per target step; skip: whether the step is skipped
         targets :: [[ key :: String, drvPath :: String, skip :: Bool, buildArgs :: String ]];
+        # one per target step skipped by its metadata; kind: "broken"
+        # (meta.broken) or "skip" (meta.ci.skip, whose text is the reason)
+        skipped :: [[ key :: String, label :: String, kind :: String, reason :: String | Null ]];
       };
       settings :: Settings;
     }
@@ -469,6 +472,7 @@ let
           [ "drv-8w5pib2c6z6ms8gwy722iqh0970jlick" "/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv" false "--drv '/nix/store/8w5pib2c6z6ms8gwy722iqh0970jlick-cheddar.drv' --attr-path '[\"tools\",\"cheddar\"]'" ]
           …
         ];
+        skipped = [ ];
       };
       settings = { dependencies = true; maxJobsPerBuild = 4000; chunkSize = 192; treekite = "treekite"; };
     }
@@ -546,15 +550,24 @@ let
         if grouped.oneEach then drvmapOf (filter (g: g.drvPath != null) targetSteps)
         else mkDrvmap drvTargets;
       # For `treekite pipeline`: whether to find dependencies, the phases
-      # and settings again, and one `[ key drvPath skip buildArgs ]` per
-      # target step (lists print faster than sets). Nix prints attributes
-      # in name order, so this comes first: treekite reads the .drv graph
-      # while the steps are printed, and batches them while the drvmap is.
+      # and settings again, one `[ key drvPath skip buildArgs ]` per
+      # target step (lists print faster than sets), and one
+      # `[ key label kind reason ]` per target step skipped by its
+      # metadata, for `treekite explain` (few, and they have no drvPath).
+      # Nix prints attributes in name order, so this comes first: treekite
+      # reads the .drv graph while the steps are printed, and batches them
+      # while the drvmap is.
       analysis = {
         inherit dependencies settings;
         phases = enabledPhases;
         targets = if !buildEnabled then [ ] else concatMap
           (g: if g.drvPath == null then [ ] else [ [ g.step.key g.drvPath (g.step.skip != false) g.buildArgs ] ])
+          targetSteps;
+        skipped = if !buildEnabled then [ ] else concatMap
+          (g:
+            if g.skipKind == "broken" then [ [ g.step.key g.label "broken" null ] ]
+            else if g.skipKind == "skip" then [ [ g.step.key g.label "skip" (if isString g.ciSkip then g.ciSkip else null) ] ]
+            else [ ])
           targetSteps;
       };
       inherit settings;
@@ -642,11 +655,18 @@ let
       unchanged = !noParentMap && drvPath != null
         && builtins.any (l: (parentTargetMap.${l}.drvPath or null) == drvPath) labels;
       ciSkip = ci.skip or false;
+      # Why the step is skipped, for `analysis`: "broken", "skip"
+      # (meta.ci.skip), "unchanged", or null when it runs.
+      skipKind =
+        if (meta.broken or false) == true then "broken"
+        else if ciSkip != false then "skip"
+        else if unchanged then "unchanged"
+        else null;
       skip =
-        if (meta.broken or false) == true then "Target is marked broken."
-        else if ciSkip != false then skipReason "Target is marked meta.ci.skip." ciSkip
-        else if unchanged then "Target has not changed."
-        else false;
+        if skipKind == null then false
+        else if skipKind == "broken" then "Target is marked broken."
+        else if skipKind == "skip" then skipReason "Target is marked meta.ci.skip." ciSkip
+        else "Target has not changed.";
       attrPathJSON = toJSON attrPath;
       # `drvFlags target.drvPath drvPath plain attrPathJSON`, written out:
       # on every target the calls (with `quoteWord`'s) cost about 1,450
@@ -655,7 +675,7 @@ let
         + " --attr-path " + (if plain then "'" + attrPathJSON + "'" else shellArg attrPathJSON);
       timeout = meta.timeout or null;
       self = {
-        inherit drvPath target label plain labelText buildArgs attrPath attrPathJSON skip;
+        inherit drvPath target label plain labelText buildArgs attrPath attrPathJSON skip skipKind ciSkip;
         step = {
           label = ":nix: " + (if single then labelText else uploadText (concatStringsSep ", " labels));
           key =
@@ -718,6 +738,8 @@ let
     let
       where = "extra step '${name}' of ${parent.label}";
       script = checkScript where command;
+      # `treekite explain` knows extra steps by this prefix
+      # (EXTRA_STEP_KEY_PREFIX in src/pipeline/model.rs).
       key = "extra-step-" + hashString "sha1" (toJSON [ parent.step.key name ]);
       # uploadText "${label} (from ${parent.label})": " (from " holds no
       # `\` or `$`, so each side can be escaped alone.
@@ -791,7 +813,8 @@ let
     drvFlags script.drvPath (unsafeDiscardStringContext script.drvPath) (parent.plain && isPlain name) attrPathJSON;
 
   # An extra step's `skip`: its own, else none if it must always run, else
-  # its parent's.
+  # its parent's (the text `treekite explain` looks for: PARENT_SKIPPED in
+  # src/pipeline/model.rs).
   extraStepSkip = parent: skip: alwaysRun:
     if skip != false then skipReason "Extra step is marked skip." skip
     else if alwaysRun then false

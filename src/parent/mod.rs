@@ -38,7 +38,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::exit::{ExitCode, bad_input};
-use crate::pipeline_dir;
+use crate::pipeline_dir::{self, ParentRecord};
 use artifact::Downloaded;
 use buildkite::{Api, Build, BuildkiteEnv, Token};
 use history::Anchor;
@@ -106,15 +106,27 @@ impl Parent {
     }
 }
 
-impl fmt::Display for Parent {
-    /// One line saying what the pipeline was compared with.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Parent {
+    /// What the pipeline directory keeps of it, for `summary.md` and
+    /// `treekite explain`.
+    pub fn record(&self) -> ParentRecord {
         match self {
-            Parent::NotAsked => f.write_str("none asked for (no --parent); building every target"),
-            Parent::File(path) => write!(f, "local drvmap {}", path.display()),
-            Parent::Found(found) => found.fmt(f),
-            Parent::NotFound(reason) => write!(f, "{reason}; building every target"),
+            Parent::NotAsked => ParentRecord::NotAsked,
+            Parent::File(path) => ParentRecord::File {
+                path: path.display().to_string(),
+            },
+            Parent::Found(found) => found.record(),
+            Parent::NotFound(reason) => ParentRecord::NotFound {
+                reason: reason.to_string(),
+            },
         }
+    }
+}
+
+impl fmt::Display for Parent {
+    /// One line saying what the pipeline was compared with (the record's).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.record().fmt(f)
     }
 }
 
@@ -132,17 +144,31 @@ pub struct Found {
     drvmap: Downloaded,
 }
 
-impl fmt::Display for Found {
-    /// `build #N (UUID) at COMMIT, STATE, merge base of HEAD and BASE`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Found {
+    /// The build, and its commit's place in words (`merge base of HEAD and
+    /// BASE`).
+    fn record(&self) -> ParentRecord {
+        /// The place, as [`Anchor::describe`] writes it.
+        struct Place<'a>(&'a Found);
+        impl fmt::Display for Place<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.anchor.describe(f, self.0.back, &self.0.base)
+            }
+        }
         let Build {
             number,
             id,
             commit,
             state,
         } = &self.build;
-        write!(f, "build #{number} ({id}) at {commit}, {state}, ")?;
-        self.anchor.describe(f, self.back, &self.base)
+        ParentRecord::Found {
+            number: *number,
+            id: id.clone(),
+            commit: commit.clone(),
+            state: state.clone(),
+            base: self.base.clone(),
+            place: Place(self).to_string(),
+        }
     }
 }
 

@@ -13,12 +13,17 @@ use anyhow::Result;
 use serde_json::{Map, Value};
 
 use super::TargetDeps;
-use super::model::{Pipeline, StepJson, chunk, dependency_key, jobs, target_index};
+use super::model::{
+    BUILD_PHASE, Batching, Pipeline, StepJson, chunk, dependency_key, jobs, target_index,
+};
 use crate::agent;
 use crate::exit::bad_input;
 
-/// Batches target steps when needed; returns the warning to show if it did.
-pub fn fit_job_limit(pipeline: &mut Pipeline, target_deps: &TargetDeps) -> Result<Option<String>> {
+/// Batches target steps when needed; says how if it did.
+pub fn fit_job_limit(
+    pipeline: &mut Pipeline,
+    target_deps: &TargetDeps,
+) -> Result<Option<Batching>> {
     let limit = pipeline.settings.max_jobs_per_build;
     let total: usize = pipeline.chunks.values().flatten().flatten().map(jobs).sum();
     if total <= limit {
@@ -53,9 +58,18 @@ pub fn fit_job_limit(pipeline: &mut Pipeline, target_deps: &TargetDeps) -> Resul
     }
     let largest = batches.iter().map(Vec::len).max().unwrap_or(0);
     rewrite(pipeline, &batches, merged);
-    Ok(Some(format!(
-        "{total} jobs would exceed maxJobsPerBuild ({limit}); built {targets} targets in {count} steps of up to {largest} targets each"
-    )))
+    let mut leader = vec![0; targets];
+    for batch in &batches {
+        for &i in batch {
+            leader[i] = batch[0];
+        }
+    }
+    Ok(Some(Batching {
+        leader,
+        line: format!(
+            "{total} jobs would exceed maxJobsPerBuild ({limit}); built {targets} targets in {count} steps of up to {largest} targets each"
+        ),
+    }))
 }
 
 /// Targets in an order where each comes after the targets it needs (stable:
@@ -219,7 +233,7 @@ fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>], merged: Vec<StepJson
         .map(|(batch, step)| (targets[batch[0]].key.as_str(), step))
         .collect();
     let mut placed: HashMap<&str, usize> = HashMap::new();
-    let build = chunks.remove("build").unwrap_or_default();
+    let build = chunks.remove(BUILD_PHASE).unwrap_or_default();
     let mut steps: Vec<StepJson> = Vec::with_capacity(merged.len());
     for step in build.into_iter().flatten() {
         let Some((&key, _)) = step
@@ -237,7 +251,7 @@ fn rewrite(pipeline: &mut Pipeline, batches: &[Vec<usize>], merged: Vec<StepJson
             steps.push(steps[at].clone());
         }
     }
-    chunks.insert("build".to_owned(), chunk(steps, settings.chunk_size));
+    chunks.insert(BUILD_PHASE.to_owned(), chunk(steps, settings.chunk_size));
     for step in chunks.values_mut().flatten().flatten() {
         redirect(step, &batch_key);
     }

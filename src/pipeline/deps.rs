@@ -12,14 +12,23 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::TargetDeps;
-use super::model::{Pipeline, Target, dependency_key, depends_on_mut, target_index};
+use super::model::{Dependencies, Pipeline, Target, dependency_key, depends_on_mut, target_index};
 use crate::agent::drv;
+use crate::pipeline_dir::GraphRecord;
 
 /// For each target (by index), the indices of the targets it needs nearest,
-/// in target order. Skipped targets are never needed: they are unchanged,
-/// and so is everything below them.
-pub fn nearest_targets(targets: &[Target]) -> Result<TargetDeps> {
+/// in target order, and the graph they were found in. Skipped targets are
+/// never needed: they are unchanged, and so is everything below them.
+pub fn nearest_targets(targets: &[Target]) -> Result<Dependencies> {
     let graph = Graph::read(targets.iter().map(|t| t.drv_path.as_str()))?;
+    let needs = nearest_in(&graph, targets);
+    Ok(Dependencies {
+        needs,
+        graph: Some(graph),
+    })
+}
+
+fn nearest_in(graph: &Graph, targets: &[Target]) -> TargetDeps {
     // Node → target index; targets are the first nodes, in target order
     // (their drvPaths are distinct: targets sharing one share a step).
     let mut target_of: Vec<Option<usize>> = vec![None; graph.inputs.len()];
@@ -27,11 +36,11 @@ pub fn nearest_targets(targets: &[Target]) -> Result<TargetDeps> {
         target_of[graph.ids[target.drv_path.as_str()]] = Some(i);
     }
     let mut nearest = Nearest {
-        graph: &graph,
+        graph,
         target_of: &target_of,
         memo: vec![None; graph.inputs.len()],
     };
-    Ok(targets
+    targets
         .iter()
         .enumerate()
         .map(|(i, target)| {
@@ -50,7 +59,7 @@ pub fn nearest_targets(targets: &[Target]) -> Result<TargetDeps> {
             found.dedup();
             found
         })
-        .collect())
+        .collect()
 }
 
 /// Adds each target step's edges to its `depends_on` (after any it has).
@@ -86,9 +95,27 @@ pub fn apply(pipeline: &mut Pipeline, target_deps: &TargetDeps) {
 
 /// The derivations the targets need, each a node numbered in the order it
 /// was found (the roots first), with the nodes of its input derivations.
-struct Graph {
+#[derive(Debug)]
+pub struct Graph {
     ids: HashMap<String, usize>,
+    /// Each node's `.drv` path.
+    paths: Vec<String>,
     inputs: Vec<Vec<usize>>,
+}
+
+impl Graph {
+    /// What `explain.json` keeps of it: each node's `.drv` file name and
+    /// its inputs.
+    pub fn record(&self) -> GraphRecord {
+        GraphRecord {
+            nodes: self
+                .paths
+                .iter()
+                .map(|path| path.rsplit('/').next().unwrap_or(path).to_owned())
+                .collect(),
+            inputs: self.inputs.clone(),
+        }
+    }
 }
 
 impl Graph {
@@ -97,21 +124,23 @@ impl Graph {
     fn read<'r>(roots: impl Iterator<Item = &'r str>) -> Result<Graph> {
         let mut graph = Graph {
             ids: HashMap::new(),
+            paths: Vec::new(),
             inputs: Vec::new(),
         };
-        let mut paths: Vec<String> = Vec::new();
-        let mut level: Vec<usize> = roots.map(|root| graph.intern(root, &mut paths)).collect();
+        let mut level: Vec<usize> = roots.map(|root| graph.intern(root)).collect();
         level.sort_unstable();
         level.dedup();
         while !level.is_empty() {
-            let parsed = parse_all(&level.iter().map(|&n| paths[n].as_str()).collect::<Vec<_>>())?;
+            let parsed = parse_all(
+                &level
+                    .iter()
+                    .map(|&n| graph.paths[n].as_str())
+                    .collect::<Vec<_>>(),
+            )?;
             let mut next = Vec::new();
             for (node, inputs) in level.into_iter().zip(parsed) {
                 let known = graph.inputs.len();
-                let ids: Vec<usize> = inputs
-                    .iter()
-                    .map(|input| graph.intern(input, &mut paths))
-                    .collect();
+                let ids: Vec<usize> = inputs.iter().map(|input| graph.intern(input)).collect();
                 next.extend(ids.iter().copied().filter(|&id| id >= known));
                 graph.inputs[node] = ids;
             }
@@ -121,14 +150,14 @@ impl Graph {
     }
 
     /// The node of `path`, new (and so unread) if it was not seen before.
-    fn intern(&mut self, path: &str, paths: &mut Vec<String>) -> usize {
+    fn intern(&mut self, path: &str) -> usize {
         if let Some(&id) = self.ids.get(path) {
             return id;
         }
         let id = self.inputs.len();
         self.ids.insert(path.to_owned(), id);
         self.inputs.push(Vec::new());
-        paths.push(path.to_owned());
+        self.paths.push(path.to_owned());
         id
     }
 }

@@ -13,9 +13,11 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::model::{Analysis, Chunks, MKPIPELINE_VERSION, Pipeline, Shape, Target, nix_json_text};
+use super::model::{
+    Analysis, Chunks, Dependencies, MKPIPELINE_VERSION, Pipeline, Shape, Target, nix_json_text,
+};
 use super::progress::{self, Progress, Timing};
-use super::{Finished, NixArg, Request, TargetDeps, analyse, finish};
+use super::{NixArg, Request, analyse, finish};
 use crate::exit::bad_input;
 
 /// Evaluates the pipeline attribute and reads it, with the dependency
@@ -29,7 +31,7 @@ use crate::exit::bad_input;
 /// the drvmap. Whenever that quick way fails, the whole output is read
 /// again the plain way, whose errors say what is wrong; a failed
 /// evaluation is reported before anything else.
-pub fn evaluate(request: &Request, parent: Option<&NixArg>) -> Result<(Pipeline, Finished)> {
+pub fn evaluate(request: &Request, parent: Option<&NixArg>) -> Result<Pipeline> {
     let file = request.nix_file()?;
     let mut command = Command::new("nix-instantiate");
     command
@@ -92,8 +94,8 @@ pub fn evaluate(request: &Request, parent: Option<&NixArg>) -> Result<(Pipeline,
             };
             let mut pipeline = evaluated.parse()?;
             let deps = analyse(pipeline.settings.dependencies, &pipeline.targets)?;
-            let finished = finish(&mut pipeline, deps)?;
-            Ok((pipeline, finished))
+            finish(&mut pipeline, deps)?;
+            Ok(pipeline)
         }
     }
 }
@@ -117,7 +119,7 @@ impl<R: Read> Read for Recording<R> {
 fn read_streaming<'scope>(
     json: &mut impl Read,
     scope: &'scope Scope<'scope, '_>,
-) -> Option<Result<(Pipeline, Finished)>> {
+) -> Option<Result<Pipeline>> {
     let mut deserializer = serde_json::Deserializer::from_reader(json);
     let parts = TopLevel { scope }.deserialize(&mut deserializer).ok()?;
     deserializer.end().ok()?;
@@ -143,26 +145,22 @@ fn read_streaming<'scope>(
                 .and_then(|analysed| finished(analysis, chunks, analysed))
         }
     };
-    Some(finished.map(|(mut pipeline, finished)| {
+    Some(finished.map(|mut pipeline| {
         pipeline.drvmap = drvmap;
-        (pipeline, finished)
+        pipeline
     }))
 }
 
 /// The targets, back from the analysis, with what it found.
-type Analysed = (Vec<Target>, TargetDeps);
+type Analysed = (Vec<Target>, Dependencies);
 
 /// The pipeline from its parts (the drvmap comes last, from the stream),
 /// finished.
-fn finished(
-    mut analysis: Analysis,
-    chunks: Chunks,
-    (targets, deps): Analysed,
-) -> Result<(Pipeline, Finished)> {
+fn finished(mut analysis: Analysis, chunks: Chunks, (targets, deps): Analysed) -> Result<Pipeline> {
     analysis.targets = targets;
     let mut pipeline = Pipeline::new(analysis, chunks, String::new());
-    let finished = finish(&mut pipeline, deps)?;
-    Ok((pipeline, finished))
+    finish(&mut pipeline, deps)?;
+    Ok(pipeline)
 }
 
 /// The work started while reading: the analysis alone (with the rest of
@@ -171,7 +169,7 @@ enum Work<'scope> {
     /// The analysis runs, holding the targets; the rest of `Analysis`
     /// waits here.
     Analysing(ScopedJoinHandle<'scope, Result<Analysed>>, Analysis),
-    Finishing(ScopedJoinHandle<'scope, Result<(Pipeline, Finished)>>),
+    Finishing(ScopedJoinHandle<'scope, Result<Pipeline>>),
 }
 
 /// What the top level held, the work already running.

@@ -9,11 +9,14 @@
 //! The stages, in order: [`eval`] runs Nix and reads its output as it is
 //! printed; [`analyse`] ([`deps`]) finds which targets need which, from the
 //! `.drv` files evaluation wrote; [`finish`] adds those edges and batches
-//! targets ([`batch`]); the result goes to [`crate::pipeline_dir`].
+//! targets ([`batch`]); the result goes to [`crate::pipeline_dir`], with
+//! what [`explanation`] keeps for `treekite explain` and the summary
+//! [`crate::explain`] writes from it.
 
 mod batch;
 mod deps;
 mod eval;
+mod explanation;
 mod model;
 mod progress;
 
@@ -22,8 +25,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::exit::{ExitCode, bad_input};
-use crate::{parent, pipeline_dir};
-use model::{Pipeline, StepJson, Target, jobs};
+use crate::{branches, explain, parent, pipeline_dir};
+pub use model::{BUILD_PHASE, Chunks, EXTRA_STEP_KEY_PREFIX, PARENT_SKIPPED, dependency_key, jobs};
+use model::{Dependencies, Pipeline, StepJson, Target};
 
 /// What `treekite pipeline` was asked to do.
 #[derive(Debug)]
@@ -134,46 +138,75 @@ pub fn run(request: &Request) -> Result<ExitCode> {
     // Kept to the end: a looked-up drvmap lives in a temporary directory
     // that goes with it, and it says which parent the pipeline has.
     let parent = parent::for_pipeline(request.parent.as_ref(), request.git_dir())?;
+    let parent_map = parent.drvmap().map(pipeline_dir::read_drvmap).transpose()?;
     let parent_arg = request.parent_nix_arg(&parent)?;
-    let (pipeline, warning) = eval::evaluate(request, parent_arg.as_ref())?;
-    if let Some(warning) = warning {
-        eprintln!("treekite: warning: {warning}");
+    let pipeline = eval::evaluate(request, parent_arg.as_ref())?;
+    if let Some(batching) = &pipeline.batching {
+        eprintln!("treekite: warning: {}", batching.line);
     }
-    pipeline_dir::write(&request.out, &pipeline.contents())?;
-    for line in summary(&pipeline) {
+    // What explains the pipeline is made while the chunks are written.
+    let explained = std::thread::scope(|scope| {
+        let explaining =
+            scope.spawn(|| explained(request, &pipeline, &parent, parent_map.as_ref()));
+        pipeline_dir::write(&request.out, &pipeline.contents(), || {
+            explaining.join().expect("explaining the pipeline panicked")
+        })
+    })?;
+    for line in summary_lines(&pipeline) {
         eprintln!("treekite: {line}");
     }
     drop(parent);
     // The process ends next: freeing tens of thousands of small JSON values
     // one by one would only cost time.
-    std::mem::forget(pipeline);
+    std::mem::forget((pipeline, explained, parent_map));
     Ok(ExitCode::Success)
+}
+
+/// `explain.json` and `summary.md` for `pipeline`, generated against
+/// `parent` for the build's branch.
+fn explained(
+    request: &Request,
+    pipeline: &Pipeline,
+    parent: &parent::Parent,
+    parent_map: Option<&explanation::ParentMap>,
+) -> Result<pipeline_dir::Explained> {
+    let branch = branches::build_branch(request.git_dir());
+    let explanation = explanation::explanation(pipeline, parent.record(), parent_map, branch)?;
+    let summary = explain::summary(&explanation, &pipeline.phases, &pipeline.chunks);
+    Ok(pipeline_dir::Explained {
+        summary,
+        explanation,
+    })
 }
 
 /// For each target (by index), the indices of the targets it needs.
 pub type TargetDeps = Vec<Vec<usize>>;
 
-/// What finishing says: a warning when targets had to be batched.
-pub type Finished = Option<String>;
-
-/// The dependency analysis: which targets each target needs (none at all
-/// when the pipeline turned `dependencies` off).
-fn analyse(dependencies: bool, targets: &[Target]) -> Result<TargetDeps> {
+/// The dependency analysis: which targets each target needs, and the graph
+/// that says why (nothing at all when the pipeline turned `dependencies`
+/// off).
+fn analyse(dependencies: bool, targets: &[Target]) -> Result<Dependencies> {
     if dependencies {
         deps::nearest_targets(targets)
     } else {
-        Ok(vec![Vec::new(); targets.len()])
+        Ok(Dependencies {
+            needs: vec![Vec::new(); targets.len()],
+            graph: None,
+        })
     }
 }
 
-/// Adds the edges found, then batches targets to fit the job limit.
-fn finish(pipeline: &mut Pipeline, deps: TargetDeps) -> Result<Finished> {
-    deps::apply(pipeline, &deps);
-    batch::fit_job_limit(pipeline, &deps)
+/// Adds the edges found, then batches targets to fit the job limit; the
+/// pipeline keeps both for `explain`.
+fn finish(pipeline: &mut Pipeline, dependencies: Dependencies) -> Result<()> {
+    deps::apply(pipeline, &dependencies.needs);
+    pipeline.batching = batch::fit_job_limit(pipeline, &dependencies.needs)?;
+    pipeline.dependencies = dependencies;
+    Ok(())
 }
 
 /// One line per phase: steps, chunks, skipped.
-fn summary(pipeline: &Pipeline) -> Vec<String> {
+fn summary_lines(pipeline: &Pipeline) -> Vec<String> {
     pipeline
         .phases
         .iter()

@@ -5,11 +5,24 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::pipeline_dir::Contents;
+use super::TargetDeps;
+use super::deps::Graph;
+use crate::pipeline_dir::{Contents, SkippedTarget};
 
 /// The `version` of the `mkPipeline` result this treekite reads: the
 /// contract between nix/buildkite and `treekite pipeline`.
 pub const MKPIPELINE_VERSION: u64 = 1;
+
+/// The phase nix/buildkite puts target steps in.
+pub const BUILD_PHASE: &str = "build";
+
+/// How nix/buildkite begins an extra step's key (`extra-step-<sha1>`), so
+/// that `treekite explain` can tell extra steps from other steps.
+pub const EXTRA_STEP_KEY_PREFIX: &str = "extra-step-";
+
+/// The `skip` nix/buildkite gives an extra step because its parent
+/// target's step is skipped (its own `skip` reads otherwise).
+pub const PARENT_SKIPPED: &str = "Parent target is skipped.";
 
 /// A Buildkite step, kept as JSON: treekite only adds edges and batches.
 pub type StepJson = Value;
@@ -27,7 +40,13 @@ pub struct Pipeline {
     pub drvmap: String,
     /// One entry per target step (targets sharing a derivation share one).
     pub targets: Vec<Target>,
+    /// The target steps skipped by their metadata.
+    pub skipped: Vec<SkippedTarget>,
     pub settings: Settings,
+    /// What the dependency analysis found (nothing until finished).
+    pub dependencies: Dependencies,
+    /// How targets were batched, if they were.
+    pub batching: Option<Batching>,
 }
 
 impl Pipeline {
@@ -38,6 +57,7 @@ impl Pipeline {
             phases,
             settings,
             targets,
+            skipped,
             ..
         } = analysis;
         Pipeline {
@@ -45,11 +65,14 @@ impl Pipeline {
             chunks,
             drvmap,
             targets,
+            skipped,
             settings,
+            dependencies: Dependencies::default(),
+            batching: None,
         }
     }
 
-    /// What the pipeline directory gets.
+    /// What the pipeline directory gets (besides what explains it).
     pub fn contents(&self) -> Contents<'_> {
         Contents {
             phases: &self.phases,
@@ -57,6 +80,26 @@ impl Pipeline {
             drvmap: &self.drvmap,
         }
     }
+}
+
+/// What the dependency analysis found.
+#[derive(Debug, Default)]
+pub struct Dependencies {
+    /// For each target (by index), the indices of the targets it needs.
+    pub needs: TargetDeps,
+    /// The derivation graph it read; `None` when it did not run.
+    pub graph: Option<Graph>,
+}
+
+/// Targets built several to a step, to stay within `maxJobsPerBuild`.
+#[derive(Debug)]
+pub struct Batching {
+    /// For each target, the first target of its batch, whose key the
+    /// batch's step has.
+    pub leader: Vec<usize>,
+    /// What happened, in one line (a warning on stderr, a line in
+    /// `summary.md`).
+    pub line: String,
 }
 
 /// Target index by step key.
@@ -87,6 +130,9 @@ pub struct Analysis {
     pub phases: Vec<String>,
     pub settings: Settings,
     pub targets: Vec<Target>,
+    /// Absent from an older nix/buildkite, which did not list them.
+    #[serde(default)]
+    pub skipped: Vec<SkippedTarget>,
 }
 
 /// A target step, from `[ key drvPath skip buildArgs ]` (or a set with

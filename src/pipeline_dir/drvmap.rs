@@ -5,7 +5,9 @@
 //! download) must be recognised before the depot reads it.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
 /// One entry: only `drvPath` matters to the reader (`mkPipeline` compares
@@ -21,6 +23,18 @@ struct Entry {
 /// `drvPath` naming a `.drv` by absolute path. Returns how many targets it
 /// lists, or why it is not a drvmap (one line, for messages).
 pub fn check_drvmap(text: &[u8]) -> Result<usize, String> {
+    parse_drvmap(text).map(|map| map.len())
+}
+
+/// The drvmap in `file` as label → drvPath, checked as [`check_drvmap`]
+/// does.
+pub fn read_drvmap(file: &Path) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    parse_drvmap(&text).map_err(|why| anyhow!("{} is {why}", file.display()))
+}
+
+/// A drvmap's text as label → drvPath, checked as [`check_drvmap`] does.
+pub fn parse_drvmap(text: &[u8]) -> Result<BTreeMap<String, String>, String> {
     let map: BTreeMap<String, Entry> = serde_json::from_slice(text)
         .map_err(|error| format!("not a drvmap (label → {{ drvPath, … }}): {error}"))?;
     if let Some((label, _)) = map
@@ -31,7 +45,10 @@ pub fn check_drvmap(text: &[u8]) -> Result<usize, String> {
             "not a drvmap: the drvPath of {label:?} is not the path of a .drv"
         ));
     }
-    Ok(map.len())
+    Ok(map
+        .into_iter()
+        .map(|(label, entry)| (label, entry.drv_path))
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The pipeline directory: the contract between `treekite pipeline`, which
-//! writes it, and `upload` and `run`, which read it, often on another
-//! machine and possibly with another treekite version. This module owns
-//! it: every file name, the format version and its check, reading and
+//! writes it, and `upload`, `run` and `explain`, which read it, often on
+//! another machine and possibly with another treekite version. This module
+//! owns it: every file name, the format version and its check, reading and
 //! writing. Nothing else names a file in it.
 //!
 //! What it holds:
@@ -13,7 +13,12 @@
 //!   format), for a later build's `parentTargetMap`;
 //! - `phases.json`: the format version and every phase in upload order,
 //!   empty ones too (an empty phase has no chunk file, since Buildkite
-//!   refuses an upload of no steps).
+//!   refuses an upload of no steps);
+//! - `summary.md`: what a person reads about the pipeline (its parent,
+//!   what each phase runs and skips, the changed targets), Markdown for a
+//!   Buildkite annotation;
+//! - `explain.json`: what `treekite explain` needs to say why a step runs,
+//!   waits or is skipped ([`explain`]).
 //!
 //! A later build reads an earlier one's `drvmap.json` as its parent
 //! ([`check_drvmap`]).
@@ -24,13 +29,15 @@
 
 mod agent_json;
 mod drvmap;
+mod explain;
 mod read;
 mod swap;
 mod write;
 
-pub use drvmap::check_drvmap;
+pub use drvmap::{check_drvmap, parse_drvmap, read_drvmap};
+pub use explain::{Explanation, GraphRecord, MetaSkip, ParentRecord, SkippedTarget, TargetRecord};
 pub use read::{Chunk, PipelineDir};
-pub use write::{Contents, check_out, write};
+pub use write::{Contents, Explained, check_out, write};
 
 /// The version of the directory's layout, recorded in `phases.json`. A
 /// reader refuses a directory written in a newer format rather than
@@ -42,6 +49,12 @@ pub const DRVMAP_FILE: &str = "drvmap.json";
 
 /// The manifest: format version and phases in order.
 pub const MANIFEST_FILE: &str = "phases.json";
+
+/// What a person reads: Markdown, posted as a Buildkite annotation.
+pub const SUMMARY_FILE: &str = "summary.md";
+
+/// What `treekite explain` reads.
+pub const EXPLAIN_FILE: &str = "explain.json";
 
 /// How chunk files are named, for messages about a whole phase.
 pub const CHUNK_PATTERN: &str = "<phase>-chunk-<n>.json";

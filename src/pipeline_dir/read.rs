@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::{CHUNK_PATTERN, ChunkName, FORMAT_VERSION, MANIFEST_FILE};
+use super::{CHUNK_PATTERN, ChunkName, Explanation, FORMAT_VERSION, MANIFEST_FILE, SUMMARY_FILE};
 use crate::exit::bad_input;
 
 /// One chunk file.
@@ -24,6 +25,26 @@ impl Chunk {
             || self.path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         )
+    }
+
+    /// Its steps, as written (not interpolated); bad input when it is not
+    /// a pipeline file.
+    pub fn steps(&self) -> Result<Vec<Value>> {
+        let text = std::fs::read(&self.path)
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        let mut doc: Value = serde_json::from_slice(&text).map_err(|e| {
+            bad_input(format!(
+                "{}: not valid JSON ({e}); regenerate the directory",
+                self.path.display()
+            ))
+        })?;
+        match doc.get_mut("steps").map(Value::take) {
+            Some(Value::Array(steps)) => Ok(steps),
+            _ => Err(bad_input(format!(
+                "{}: expected {{\"steps\": [...]}}; regenerate the directory",
+                self.path.display()
+            ))),
+        }
     }
 }
 
@@ -72,6 +93,16 @@ impl PipelineDir {
     /// Every chunk file by phase.
     pub fn chunks(&self) -> &BTreeMap<String, Vec<Chunk>> {
         &self.chunks
+    }
+
+    /// Its `explain.json` (see [`Explanation::read`]).
+    pub fn explanation(&self) -> Result<Explanation> {
+        Explanation::read(&self.path)
+    }
+
+    /// Its `summary.md`, when it has one.
+    pub fn summary(&self) -> Option<PathBuf> {
+        Some(self.path.join(SUMMARY_FILE)).filter(|path| path.is_file())
     }
 
     /// The chunks of one phase in ascending numeric order: none for a phase

@@ -10,7 +10,10 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::Value;
 
-use super::{ChunkName, DRVMAP_FILE, FORMAT_VERSION, MANIFEST_FILE, agent_json, swap};
+use super::{
+    ChunkName, DRVMAP_FILE, EXPLAIN_FILE, Explanation, FORMAT_VERSION, MANIFEST_FILE, SUMMARY_FILE,
+    agent_json, swap,
+};
 use crate::exit::bad_input;
 
 /// What goes into a pipeline directory.
@@ -22,6 +25,14 @@ pub struct Contents<'a> {
     pub chunks: &'a BTreeMap<String, Vec<Vec<Value>>>,
     /// The drvmap as JSON text, written as it is.
     pub drvmap: &'a str,
+}
+
+/// What the directory says about why each step runs, waits or is skipped.
+pub struct Explained {
+    /// `summary.md`'s Markdown.
+    pub summary: String,
+    /// What `explain.json` holds.
+    pub explanation: Explanation,
 }
 
 impl Contents<'_> {
@@ -42,8 +53,15 @@ pub fn check_out(out: &Path) -> Result<()> {
 }
 
 /// Writes `contents` as the directory `out`, replacing what was there
-/// only once the new set is complete ([`swap`]).
-pub fn write(out: &Path, contents: &Contents) -> Result<()> {
+/// only once the new set is complete ([`swap`]). `explained` is asked
+/// for its files once the chunks are written, so it can be made (on
+/// another thread) while they are; it is returned.
+pub fn write(
+    out: &Path,
+    contents: &Contents,
+    explained: impl FnOnce() -> Result<Explained>,
+) -> Result<Explained> {
+    let mut done = None;
     swap::replace(out, |staging| {
         for phase in contents.phases {
             for (i, chunk) in contents.phase_chunks(phase).iter().enumerate() {
@@ -57,8 +75,14 @@ pub fn write(out: &Path, contents: &Contents) -> Result<()> {
         staging.write_file(DRVMAP_FILE, |file| {
             file.write_all(contents.drvmap.as_bytes())
         })?;
+        let explained = done.insert(explained()?);
+        staging.write_file(EXPLAIN_FILE, |file| explained.explanation.write(file))?;
+        staging.write_file(SUMMARY_FILE, |file| {
+            file.write_all(explained.summary.as_bytes())
+        })?;
         staging.write_file(MANIFEST_FILE, |file| file.write_all(&manifest(contents)))
-    })
+    })?;
+    Ok(done.expect("written"))
 }
 
 /// The format version and the phases in upload order with their chunk

@@ -13,7 +13,7 @@ use super::Request;
 use super::interpolate::Env;
 use super::plan::{Kind, Plan, Step, StepId};
 use crate::exit::bad_input;
-use crate::{git, state};
+use crate::{branches, git, state};
 
 /// A variable for interpolation and the steps (`--env K=V`, or `K` alone
 /// for this environment's value of K).
@@ -71,8 +71,7 @@ impl Context {
         let root = root(request.root.as_deref())?;
         let branch = match &request.branch {
             Some(branch) => branch.clone(),
-            None => git::output(&root, &["symbolic-ref", "--quiet", "--short", "HEAD"])
-                .unwrap_or_else(|| "main".to_owned()),
+            None => git::current_branch(&root).unwrap_or_else(|| "main".to_owned()),
         };
         let commit =
             git::output(&root, &["rev-parse", "HEAD"]).unwrap_or_else(|| "HEAD".to_owned());
@@ -186,7 +185,7 @@ fn build_vars(root: &Path, branch: &str, commit: &str) -> Vec<(String, String)> 
     [
         ("BUILDKITE", "true"),
         ("CI", "true"),
-        ("BUILDKITE_BRANCH", branch),
+        (branches::BRANCH_ENV, branch),
         ("BUILDKITE_COMMIT", commit),
         ("BUILDKITE_BUILD_ID", &uuid()),
         ("BUILDKITE_BUILD_NUMBER", "1"),

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
-use super::branches::Filter;
 use super::plan::{Kind, Plan, StepId};
+use crate::branches::Filter;
 use crate::exit::bad_input;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

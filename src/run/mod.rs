@@ -6,13 +6,12 @@
 //! [`schedule`] runs the steps ([`job`], and ends what they leave behind:
 //! [`leftovers`]) in the [`context`] of a local build, and [`report`]
 //! shows each [`outcome`] (a failed step with the [`tail`] of its log),
-//! [`printable`] on a terminal.
+//! [`printable`](crate::printable) on a terminal.
 //!
 //! Everything that can be wrong with the input (the directory, the JSON,
 //! interpolation, keys, dependencies, cycles, branch patterns) is checked
 //! before the first step starts, so bad input runs nothing.
 
-mod branches;
 mod context;
 mod graph;
 mod interpolate;
@@ -20,7 +19,6 @@ mod job;
 mod leftovers;
 mod outcome;
 mod plan;
-mod printable;
 mod report;
 mod schedule;
 mod tail;
@@ -80,6 +78,13 @@ pub fn run(request: &Request) -> Result<ExitCode> {
         context.root.display(),
         context.jobs
     ));
+    if let Some(summary) = dir.summary() {
+        progress.line(&format!(
+            "treekite: the pipeline's summary is {}; `treekite explain {} TARGET` says why a step runs, waits or is skipped",
+            summary.display(),
+            request.dir.display()
+        ));
+    }
 
     let started = Instant::now();
     let scheduler = Scheduler::new(

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::interpolate::{self, Env};
 use crate::exit::bad_input;
 use crate::pipeline_dir::PipelineDir;
+use crate::step_fields::{branches, skip};
 
 pub type StepId = usize;
 
@@ -623,19 +624,6 @@ fn depends_on(value: Option<&Value>) -> Result<Vec<Dependency>, String> {
     }
 }
 
-fn skip(value: Option<&Value>) -> Result<Option<String>, String> {
-    match value {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(None),
-        Some(Value::Bool(true)) => Ok(Some("skip: true".to_owned())),
-        Some(Value::String(s)) if s.is_empty() || s == "false" => Ok(None),
-        Some(Value::String(s)) if s == "true" => Ok(Some("skip: true".to_owned())),
-        Some(Value::String(reason)) => Ok(Some(reason.clone())),
-        Some(other) => Err(format!(
-            "`skip` must be true, false or a reason, found {other}"
-        )),
-    }
-}
-
 fn soft_fail(value: Option<&Value>) -> Result<SoftFail, String> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Ok(SoftFail::Never);
@@ -663,25 +651,4 @@ fn soft_fail(value: Option<&Value>) -> Result<SoftFail, String> {
         }
     }
     Ok(SoftFail::ExitStatuses(statuses))
-}
-
-fn branches(value: Option<&Value>) -> Result<Option<Vec<String>>, String> {
-    let split = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(split(s))),
-        Some(Value::Array(list)) => {
-            let mut patterns = Vec::new();
-            for item in list {
-                let s = item
-                    .as_str()
-                    .ok_or_else(|| format!("`branches` entries must be strings, found {item}"))?;
-                patterns.extend(split(s));
-            }
-            Ok(Some(patterns))
-        }
-        Some(other) => Err(format!(
-            "`branches` must be a string or a list of strings, found {other}"
-        )),
-    }
 }

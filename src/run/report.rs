@@ -14,8 +14,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::outcome::{Failure, Outcome, Record, Why};
 use super::plan::{Kind, Plan, StepId};
-use super::printable::printable;
 use super::tail;
+use crate::printable::printable;
 
 /// How many lines of a failed step's log to show as it fails.
 const TAIL_LINES: usize = 10;

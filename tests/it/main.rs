@@ -7,6 +7,7 @@ mod support;
 mod build;
 mod example;
 mod exec;
+mod explain;
 mod gc_storm;
 mod nix_buildkite;
 mod parent;

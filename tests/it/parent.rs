@@ -100,12 +100,6 @@ impl Job {
     }
 }
 
-/// A fake Buildkite: the API and the agent.
-struct Buildkite {
-    api: FakeApi,
-    agent: FakeAgent,
-}
-
 impl Buildkite {
     /// The API lists `builds` (number, commit, state), each `uuid-N`; the
     /// agent serves each one's `drvmap("N")` as `drvmap.json`.
@@ -115,15 +109,15 @@ impl Buildkite {
 
     /// The API gives `answers`; the agent serves the drvmaps of `builds`.
     fn answering(answers: Vec<Answer>, builds: &[(u64, &str, &str)]) -> Buildkite {
-        let agent = FakeAgent::new();
+        let buildkite = Buildkite::new(answers);
         for (number, _, _) in builds {
             let tag = number.to_string();
-            agent.artifact(&format!("uuid-{number}"), "drvmap.json", &drvmap(&tag));
+            let uuid = format!("uuid-{number}");
+            buildkite
+                .agent
+                .artifact(&uuid, "drvmap.json", &drvmap(&tag));
         }
-        Buildkite {
-            api: FakeApi::start(answers),
-            agent,
-        }
+        buildkite
     }
 
     /// `treekite parent ARGS` in `checkout`.
@@ -135,14 +129,6 @@ impl Buildkite {
             .unwrap();
         Lookup { job, output }
     }
-}
-
-/// `builds` (number, commit, state) as the API lists them, `uuid-N` each.
-fn listed(builds: &[(u64, &str, &str)]) -> Vec<Value> {
-    builds
-        .iter()
-        .map(|(number, commit, state)| build(*number, &format!("uuid-{number}"), commit, state))
-        .collect()
 }
 
 /// What one `treekite parent` did.
@@ -640,63 +626,6 @@ fn bad_usage_is_exit_two() {
     assert!(api.requests().is_empty() && agent.calls().is_empty());
 }
 
-/// The example depot in a checkout whose `main` was built: that build's
-/// `drvmap.json`, from a real `treekite pipeline`, is an artifact of the
-/// API's only build. A clone works on `feature`, where `apps/tools:fmt`
-/// changed.
-struct ExampleBuild {
-    history: Checkout,
-    work: TempDir,
-    buildkite: Buildkite,
-    clone: Checkout,
-}
-
-impl ExampleBuild {
-    fn new() -> ExampleBuild {
-        let history = Checkout::new();
-        history.git(&["branch", "-q", "-M", "main"]);
-        history.copy_tracked(&["examples", "nix"]);
-        history.commit_all("the example depot");
-        let work = tempfile::tempdir().unwrap();
-        let base = work.path().join("base");
-        pipeline(&history.path().join("examples"), &base)
-            .not_on_buildkite()
-            .assert()
-            .success();
-        let built = listed(&[(1, &history.head(), "passed")]);
-        let buildkite = Buildkite::answering(vec![Answer::builds(&built)], &[]);
-        let drvmap = read(base.join("drvmap.json"));
-        buildkite.agent.artifact("uuid-1", "drvmap.json", &drvmap);
-
-        let clone = Checkout::clone_of(&history, &[]);
-        clone.git(&["checkout", "-q", "-b", "feature"]);
-        let tools = "examples/apps/tools/default.nix";
-        let text = read(clone.path().join(tools)).replace("a formatter", "a better formatter");
-        clone.commit_file(tools, &text);
-        ExampleBuild {
-            history,
-            work,
-            buildkite,
-            clone,
-        }
-    }
-
-    /// The base build's drvmap.
-    fn base_drvmap(&self) -> PathBuf {
-        self.work.path().join("base/drvmap.json")
-    }
-}
-
-/// `treekite pipeline --root DEPOT -A ci.pipeline --out OUT`.
-fn pipeline(depot: &Path, out: &Path) -> Command {
-    let mut cmd = treekite();
-    cmd.args(["pipeline", "--root"])
-        .arg(depot)
-        .args(["-A", "ci.pipeline", "--out"])
-        .arg(out);
-    cmd
-}
-
 /// Each target step's label and `skip`.
 fn target_skips(dir: &Path) -> Vec<(String, Value)> {
     let mut skips: Vec<(String, Value)> = chunks(dir)
@@ -746,11 +675,7 @@ fn pipeline_with_parent_buildkite_skips_every_unchanged_target() {
     let example = ExampleBuild::new();
     let out = example.work.path().join("feature");
 
-    let assert = pipeline(&example.clone.path().join("examples"), &out)
-        .buildkite_job(&example.buildkite.api, &example.buildkite.agent)
-        .args(["--parent", "buildkite"])
-        .assert()
-        .success();
+    let assert = example.feature_pipeline(&out).assert().success();
 
     let stderr = assert.stderr_text();
     let found = format!(
@@ -764,10 +689,9 @@ fn pipeline_with_parent_buildkite_skips_every_unchanged_target() {
 
     // Without a token there is no parent: one line says so, and the
     // pipeline builds every target.
-    let assert = pipeline(&example.clone.path().join("examples"), &out)
-        .buildkite_job(&example.buildkite.api, &example.buildkite.agent)
+    let assert = example
+        .feature_pipeline(&out)
         .env_remove("BUILDKITE_API_TOKEN")
-        .args(["--parent", "buildkite"])
         .assert()
         .success();
     let stderr = assert.stderr_text();
@@ -783,6 +707,17 @@ fn pipeline_with_parent_buildkite_skips_every_unchanged_target() {
     let skips = target_skips(&out);
     assert_eq!(skips.len(), 4);
     assert!(skips.iter().all(|(_, skip)| skip == false), "{skips:?}");
+    // The summary says so too.
+    let summary = read(out.join("summary.md"));
+    assert!(
+        summary.contains("**Parent:** no Buildkite API token; set BUILDKITE\\_API\\_TOKEN"),
+        "{summary}"
+    );
+    assert!(summary.contains("; building every target\n"), "{summary}");
+    assert!(
+        summary.contains("**Targets:** 4 — 4 to build, 0 unchanged"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -792,7 +727,7 @@ fn pipeline_with_a_local_parent_file_skips_the_same_way() {
     let out = example.work.path().join("feature");
 
     // A relative path, from another directory: the depot still reads it.
-    let assert = pipeline(&example.clone.path().join("examples"), &out)
+    let assert = example_pipeline(&example.feature_depot(), &out)
         .not_on_buildkite()
         .current_dir(example.work.path())
         .args(["--parent", "base/drvmap.json"])
@@ -838,7 +773,7 @@ fn pipeline_parent_bad_usage_is_exit_two() {
         ),
     ];
     for (args, mentions) in cases {
-        let output = pipeline(depot.path(), &out)
+        let output = example_pipeline(depot.path(), &out)
             .not_on_buildkite()
             .current_dir(depot.path())
             .args(args)

@@ -30,19 +30,6 @@ const WEIRD_NAMES: [&str; 9] = [
     "it's",
 ];
 
-/// `treekite pipeline --root ROOT -A ATTR --out OUT ARGS`, which evaluates
-/// with Nix.
-fn treekite_pipeline(root: &Path, attr: &str, out: &Path, args: &[&str]) -> Command {
-    require_nix();
-    let mut cmd = treekite();
-    cmd.args(["pipeline", "--root"])
-        .arg(root)
-        .args(["-A", attr, "--out"])
-        .arg(out)
-        .args(args);
-    cmd
-}
-
 /// The fixture depot.
 fn depot() -> PathBuf {
     fixture("pipeline")

@@ -5,10 +5,14 @@
 
 mod buildkite;
 mod checkout;
+mod deps;
+mod example_build;
 mod nix;
 
 pub use buildkite::*;
 pub use checkout::Checkout;
+pub use deps::Deps;
+pub use example_build::{ExampleBuild, example_pipeline};
 pub use nix::*;
 
 use std::collections::BTreeMap;

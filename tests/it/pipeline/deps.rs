@@ -2,67 +2,13 @@
 //! jobs-per-build limit, on a small depot whose builds succeed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use assert_cmd::prelude::*;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::treekite_pipeline;
 use crate::support::*;
-
-/// The fixture depot.
-fn depot() -> PathBuf {
-    fixture("deps")
-}
-
-/// A depot state of its own: `nonce` makes every derivation new.
-struct Deps {
-    nonce: String,
-}
-
-impl Deps {
-    fn new() -> Deps {
-        Deps { nonce: nonce() }
-    }
-
-    /// `treekite pipeline` of the depot in this state with `extra`
-    /// arguments, into `p` in `out`.
-    fn pipeline(&self, out: &TempDir, extra: &[&str]) -> Command {
-        let mut args = vec!["--argstr", "nonce", &self.nonce];
-        args.extend(extra);
-        treekite_pipeline(&depot(), "pipeline", &out.path().join("p"), &args)
-    }
-
-    fn generate(&self, extra: &[&str]) -> TempDir {
-        let out = tempfile::tempdir().unwrap();
-        self.pipeline(&out, extra).assert().success();
-        out
-    }
-
-    /// The pipeline under a limit of 5 jobs: batched.
-    fn generate_batched(&self) -> TempDir {
-        let out = tempfile::tempdir().unwrap();
-        self.pipeline(&out, &["--arg", "maxJobsPerBuild", "5"])
-            .assert()
-            .success()
-            .stderr(predicates::str::contains("treekite: warning: 10 jobs would exceed maxJobsPerBuild (5); built 9 targets in 3 steps of up to 3 targets each"));
-        out
-    }
-
-    /// The `.drv` of `attr` in this depot state.
-    fn drv(&self, attr: &str) -> String {
-        instantiate([
-            depot().as_os_str(),
-            "-A".as_ref(),
-            attr.as_ref(),
-            "--argstr".as_ref(),
-            "nonce".as_ref(),
-            self.nonce.as_ref(),
-        ])
-    }
-}
 
 /// The steps of the build phase, in order.
 fn build_steps(out: &TempDir) -> Vec<Value> {
@@ -265,7 +211,7 @@ fn a_batched_pipeline_runs_in_dependency_order() {
         .args(["-j", "2", "--branch", "main", "--log-dir"])
         .arg(out.path().join("logs"))
         .arg("--root")
-        .arg(depot())
+        .arg(Deps::depot())
         .assert()
         .success();
     let stderr = run.stderr_text();

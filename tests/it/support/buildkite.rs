@@ -51,6 +51,30 @@ pub fn build(number: u64, id: &str, commit: &str, state: &str) -> Value {
     })
 }
 
+/// `builds` (number, commit, state) as the API lists them, `uuid-N` each.
+pub fn listed(builds: &[(u64, &str, &str)]) -> Vec<Value> {
+    builds
+        .iter()
+        .map(|(number, commit, state)| build(*number, &format!("uuid-{number}"), commit, state))
+        .collect()
+}
+
+/// A fake Buildkite: the API and the agent.
+pub struct Buildkite {
+    pub api: FakeApi,
+    pub agent: FakeAgent,
+}
+
+impl Buildkite {
+    /// The API gives `answers`; the agent has no artifacts yet.
+    pub fn new(answers: Vec<Answer>) -> Buildkite {
+        Buildkite {
+            api: FakeApi::start(answers),
+            agent: FakeAgent::new(),
+        }
+    }
+}
+
 /// One request the fake API received.
 #[derive(Debug, Clone)]
 pub struct ApiRequest {
@@ -264,9 +288,11 @@ impl FakeAgent {
     }
 }
 
-/// Every variable the parent lookup reads, and proxies (which would send
-/// the fake API's requests elsewhere).
+/// Every variable the parent lookup reads, the build's branch (which
+/// `summary.md` reports), and proxies (which would send the fake API's
+/// requests elsewhere).
 const JOB_VARS: &[&str] = &[
+    "BUILDKITE_BRANCH",
     "BUILDKITE_ORGANIZATION_SLUG",
     "BUILDKITE_PIPELINE_SLUG",
     "BUILDKITE_BUILD_ID",

@@ -215,6 +215,19 @@ pub fn roots_of(path: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// `treekite pipeline --root ROOT -A ATTR --out OUT ARGS`, which evaluates
+/// with Nix.
+pub fn treekite_pipeline(root: &Path, attr: &str, out: &Path, args: &[&str]) -> Command {
+    require_nix();
+    let mut cmd = treekite();
+    cmd.args(["pipeline", "--root"])
+        .arg(root)
+        .args(["-A", attr, "--out"])
+        .arg(out)
+        .args(args);
+    cmd
+}
+
 /// A temporary directory holding a small depot: files written by the test.
 pub struct Depot {
     pub dir: TempDir,

@@ -3,11 +3,29 @@
 //! and a leading `!` excludes. A branch passes when it matches at least one
 //! positive pattern (if there are any) and none of the negative ones; an
 //! empty list lets every branch through.
+//!
+//! Shared by the local runner, which leaves filtered steps out, and by
+//! `treekite pipeline` and `treekite explain`, which say why.
+
+use std::path::Path;
 
 use anyhow::Result;
 use globset::{Glob, GlobMatcher};
 
 use crate::exit::bad_input;
+use crate::git;
+
+/// The variable holding the branch a Buildkite build is for.
+pub const BRANCH_ENV: &str = "BUILDKITE_BRANCH";
+
+/// The branch this build is for: [`BRANCH_ENV`] on an agent, else the
+/// branch checked out in `dir`; `None` when neither says.
+pub fn build_branch(dir: &Path) -> Option<String> {
+    std::env::var(BRANCH_ENV)
+        .ok()
+        .filter(|branch| !branch.is_empty())
+        .or_else(|| git::current_branch(dir))
+}
 
 pub struct Filter {
     include: Vec<GlobMatcher>,

@@ -5,8 +5,8 @@
 //! whatever the step printed. Written raw, an escape sequence in them
 //! clears the screen, sets the window title or moves the cursor over the
 //! status column; a carriage return overwrites the line and a newline
-//! breaks the summary table. So everything `treekite run` shows goes
-//! through [`printable`], which escapes what a terminal acts on the way
+//! breaks the summary table. So everything `treekite run` and `treekite
+//! explain` show goes through [`printable`], which escapes what a terminal acts on the way
 //! Rust's `{:?}` writes it (`\n`, `\u{1b}`): one item stays one line, and
 //! the person still sees what was there.
 
