@@ -14,10 +14,20 @@ echo "--- treekite pipeline: the example depot's pipeline (nothing is built yet)
 "$treekite" pipeline --root examples -A ci.pipeline --out "$out"
 ls "$out"
 
+echo "--- treekite explain: why apps/hello's step runs and what it waits for"
+"$treekite" explain "$out" apps/hello
+
 echo "--- treekite run: every step, in dependency order, as the agent would"
 # --unblock answers the release phase's prompt; the branch is main so the
 # deploy step (branches = [ "main" ]) runs too.
 "$treekite" run "$out" --root examples --branch main --unblock
+
+echo "--- treekite pipeline --parent: against the pipeline just run, every target is unchanged"
+"$treekite" pipeline --root examples -A ci.pipeline --out "$out.next" --parent "$out/drvmap.json"
+cat "$out.next/summary.md"
+
+echo "--- treekite explain: why apps/hello's step is skipped now"
+"$treekite" explain "$out.next" apps/hello | grep '^status:'
 
 echo "--- git status --porcelain (empty: the run left the checkout clean)"
 git status --porcelain
