@@ -157,9 +157,10 @@ impl Progress {
             }
             state.finished = true;
             self.shared.clear(&mut state);
-            // A log that showed progress gets where it ended.
-            if state.last_log.is_some() {
-                eprintln!("{}", state.count.describe(self.shared.started.elapsed()));
+            // A log past the quiet time gets where it ended.
+            let elapsed = self.shared.started.elapsed();
+            if !self.shared.terminal && elapsed >= self.shared.timing.quiet {
+                eprintln!("{}", state.count.describe(elapsed));
             }
         }
         self.shared.wake.notify_all();
