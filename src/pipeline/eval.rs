@@ -33,25 +33,8 @@ use crate::exit::bad_input;
 /// evaluation is reported before anything else.
 pub fn evaluate(request: &Request, parent: Option<&NixArg>) -> Result<Pipeline> {
     let file = request.nix_file()?;
-    let mut command = Command::new("nix-instantiate");
-    command
-        .args(["--eval", "--strict", "--json", "--read-write-mode"])
-        .arg(&file)
-        .args(["-A", &request.attr]);
-    for arg in request.nix_args.iter().chain(parent) {
-        command.args(arg.flags());
-    }
     let progress = (!request.quiet).then(|| Progress::start(Timing::from_env()));
-    if progress.is_some() {
-        command.env(progress::ENV, "1").stderr(Stdio::piped());
-    } else {
-        command.stderr(Stdio::inherit());
-    }
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("running nix-instantiate (is Nix installed and on PATH?)")?;
+    let mut child = nix_instantiate(request, &file, parent, progress.is_some())?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let nix_stderr = child.stderr.take();
     // serde_json reads a reader byte by byte: the buffer goes outside, so
@@ -98,6 +81,35 @@ pub fn evaluate(request: &Request, parent: Option<&NixArg>) -> Result<Pipeline> 
             Ok(pipeline)
         }
     }
+}
+
+/// Starts `nix-instantiate --eval` of the attribute in read-write mode,
+/// its stdout piped, and its stderr too when progress is shown (the
+/// progress traces are taken out of it).
+fn nix_instantiate(
+    request: &Request,
+    file: &std::path::Path,
+    parent: Option<&NixArg>,
+    progress: bool,
+) -> Result<std::process::Child> {
+    let mut command = Command::new("nix-instantiate");
+    command
+        .args(["--eval", "--strict", "--json", "--read-write-mode"])
+        .arg(file)
+        .args(["-A", &request.attr]);
+    for arg in request.nix_args.iter().chain(parent) {
+        command.args(arg.flags());
+    }
+    if progress {
+        command.env(progress::ENV, "1").stderr(Stdio::piped());
+    } else {
+        command.stderr(Stdio::inherit());
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running nix-instantiate (is Nix installed and on PATH?)")
 }
 
 /// A reader that keeps a copy of everything read through it.
