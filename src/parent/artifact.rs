@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::pipeline_dir::check_drvmap;
+use crate::pipeline_dir::{Drvmap, parse_drvmap};
 use crate::process::{Ended, wait_until};
 
 pub const AGENT: &str = "buildkite-agent";
@@ -24,6 +24,8 @@ pub const BUDGET: Duration = Duration::from_secs(60);
 pub struct Downloaded {
     _dir: TempDir,
     pub path: PathBuf,
+    /// What it holds, read once.
+    pub map: Drvmap,
 }
 
 /// Why a download gave nothing.
@@ -83,8 +85,12 @@ pub fn download(build_id: &str, artifact: &str, deadline: Instant) -> Result<Dow
     let path = dir.path().join(artifact);
     let text =
         std::fs::read(&path).map_err(|_| unusable(format!("{AGENT} downloaded no {artifact}")))?;
-    check_drvmap(&text).map_err(unusable)?;
-    Ok(Downloaded { _dir: dir, path })
+    let map = parse_drvmap(&text).map_err(unusable)?;
+    Ok(Downloaded {
+        _dir: dir,
+        path,
+        map,
+    })
 }
 
 /// The last non-empty line of the agent's log, at most 200 characters.

@@ -38,7 +38,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::exit::{ExitCode, bad_input};
-use crate::pipeline_dir::{self, ParentRecord};
+use crate::pipeline_dir::{self, Drvmap, ParentRecord};
 use artifact::Downloaded;
 use buildkite::{Api, Build, BuildkiteEnv, Token};
 use history::Anchor;
@@ -87,8 +87,8 @@ pub enum Source {
 pub enum Parent {
     /// No `--parent` was given.
     NotAsked,
-    /// A local drvmap (absolute path).
-    File(PathBuf),
+    /// A local drvmap (absolute path), and what it holds.
+    File(PathBuf, Drvmap),
     /// The lookup found a build with a drvmap.
     Found(Found),
     /// The lookup found none, for this reason.
@@ -96,11 +96,12 @@ pub enum Parent {
 }
 
 impl Parent {
-    /// The drvmap file to hand to the depot, while `self` lives.
-    pub fn drvmap(&self) -> Option<&Path> {
+    /// The drvmap file to hand to the depot (while `self` lives), and
+    /// what it holds.
+    pub fn drvmap(&self) -> Option<(&Path, &Drvmap)> {
         match self {
-            Parent::File(path) => Some(path),
-            Parent::Found(found) => Some(&found.drvmap.path),
+            Parent::File(path, map) => Some((path, map)),
+            Parent::Found(found) => Some((&found.drvmap.path, &found.drvmap.map)),
             Parent::NotAsked | Parent::NotFound(_) => None,
         }
     }
@@ -112,7 +113,7 @@ impl Parent {
     pub fn record(&self) -> ParentRecord {
         match self {
             Parent::NotAsked => ParentRecord::NotAsked,
-            Parent::File(path) => ParentRecord::File {
+            Parent::File(path, _) => ParentRecord::File {
                 path: path.display().to_string(),
             },
             Parent::Found(found) => found.record(),
@@ -297,7 +298,10 @@ pub fn run(request: &Request) -> Result<ExitCode> {
 pub fn for_pipeline(source: Option<&Source>, git_dir: &Path) -> Result<Parent> {
     let parent = match source {
         None => return Ok(Parent::NotAsked),
-        Some(Source::File(path)) => Parent::File(local_drvmap(path)?),
+        Some(Source::File(path)) => {
+            let (path, map) = local_drvmap(path)?;
+            Parent::File(path, map)
+        }
         Some(Source::Buildkite(lookup)) => find(lookup, git_dir),
     };
     Ok(announce(parent))
@@ -392,22 +396,24 @@ fn first_usable(
     })
 }
 
-/// A local `--parent PATH`, checked to be a drvmap, as an absolute path
-/// (the depot reads it with `builtins.readFile`, which needs one).
-fn local_drvmap(path: &Path) -> Result<PathBuf> {
+/// A local `--parent PATH`, read as a drvmap, with its absolute path (the
+/// depot reads it with `builtins.readFile`, which needs one).
+fn local_drvmap(path: &Path) -> Result<(PathBuf, Drvmap)> {
     let text = std::fs::read(path).map_err(|error| {
         bad_input(format!(
             "--parent {}: {error}; pass `buildkite` or the drvmap.json of an earlier `treekite pipeline`",
             path.display()
         ))
     })?;
-    pipeline_dir::check_drvmap(&text).map_err(|why| {
+    let map = pipeline_dir::parse_drvmap(&text).map_err(|why| {
         bad_input(format!(
             "--parent {} is {why}; pass the drvmap.json of an earlier `treekite pipeline`",
             path.display()
         ))
     })?;
-    std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))
+    let path =
+        std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))?;
+    Ok((path, map))
 }
 
 /// Fails early (before any lookup) when `--out` cannot be written.

@@ -3,22 +3,21 @@
 //! already knows (the analysis, the edges, the batches, the parent), so
 //! that nothing is evaluated or read twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use anyhow::{Result, anyhow};
 
 use super::model::Pipeline;
-use crate::pipeline_dir::{Explanation, FORMAT_VERSION, ParentRecord, TargetRecord, parse_drvmap};
-
-/// What the parent build had: label → drvPath, from its drvmap.
-pub type ParentMap = BTreeMap<String, String>;
+use crate::pipeline_dir::{
+    Drvmap, Explanation, FORMAT_VERSION, ParentRecord, TargetRecord, parse_drvmap,
+};
 
 /// The record for `pipeline`, generated against `parent` (whose drvmap is
 /// `parent_map`, when there is one) for `branch`.
 pub fn explanation(
     pipeline: &Pipeline,
     parent: ParentRecord,
-    parent_map: Option<&ParentMap>,
+    parent_map: Option<&Drvmap>,
     branch: Option<String>,
 ) -> Result<Explanation> {
     let mut labels = labels_by_drv(&pipeline.drvmap)?;

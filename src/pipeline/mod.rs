@@ -94,7 +94,7 @@ impl Request {
 
     /// The argument passing `parent`'s drvmap to the depot, if it has one.
     fn parent_nix_arg(&self, parent: &parent::Parent) -> Result<Option<NixArg>> {
-        let Some(file) = parent.drvmap() else {
+        let Some((file, _)) = parent.drvmap() else {
             return Ok(None);
         };
         let value = file.to_str().ok_or_else(|| {
@@ -138,7 +138,6 @@ pub fn run(request: &Request) -> Result<ExitCode> {
     // Kept to the end: a looked-up drvmap lives in a temporary directory
     // that goes with it, and it says which parent the pipeline has.
     let parent = parent::for_pipeline(request.parent.as_ref(), request.git_dir())?;
-    let parent_map = parent.drvmap().map(pipeline_dir::read_drvmap).transpose()?;
     let parent_arg = request.parent_nix_arg(&parent)?;
     let pipeline = eval::evaluate(request, parent_arg.as_ref())?;
     if let Some(batching) = &pipeline.batching {
@@ -146,8 +145,7 @@ pub fn run(request: &Request) -> Result<ExitCode> {
     }
     // What explains the pipeline is made while the chunks are written.
     let explained = std::thread::scope(|scope| {
-        let explaining =
-            scope.spawn(|| explained(request, &pipeline, &parent, parent_map.as_ref()));
+        let explaining = scope.spawn(|| explained(request, &pipeline, &parent));
         pipeline_dir::write(&request.out, &pipeline.contents(), || {
             explaining.join().expect("explaining the pipeline panicked")
         })
@@ -158,7 +156,7 @@ pub fn run(request: &Request) -> Result<ExitCode> {
     drop(parent);
     // The process ends next: freeing tens of thousands of small JSON values
     // one by one would only cost time.
-    std::mem::forget((pipeline, explained, parent_map));
+    std::mem::forget((pipeline, explained));
     Ok(ExitCode::Success)
 }
 
@@ -168,8 +166,8 @@ fn explained(
     request: &Request,
     pipeline: &Pipeline,
     parent: &parent::Parent,
-    parent_map: Option<&explanation::ParentMap>,
 ) -> Result<pipeline_dir::Explained> {
+    let parent_map = parent.drvmap().map(|(_, map)| map);
     let branch = branches::build_branch(request.git_dir());
     let explanation = explanation::explanation(pipeline, parent.record(), parent_map, branch)?;
     let summary = explain::summary(&explanation, &pipeline.phases, &pipeline.chunks);

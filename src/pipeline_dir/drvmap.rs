@@ -5,9 +5,7 @@
 //! download) must be recognised before the depot reads it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
 /// One entry: only `drvPath` matters to the reader (`mkPipeline` compares
@@ -19,22 +17,13 @@ struct Entry {
     drv_path: String,
 }
 
-/// Checks that `text` is a drvmap: a JSON object whose every value has a
-/// `drvPath` naming a `.drv` by absolute path. Returns how many targets it
-/// lists, or why it is not a drvmap (one line, for messages).
-pub fn check_drvmap(text: &[u8]) -> Result<usize, String> {
-    parse_drvmap(text).map(|map| map.len())
-}
+/// A drvmap: label → drvPath.
+pub type Drvmap = BTreeMap<String, String>;
 
-/// The drvmap in `file` as label → drvPath, checked as [`check_drvmap`]
-/// does.
-pub fn read_drvmap(file: &Path) -> Result<BTreeMap<String, String>> {
-    let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    parse_drvmap(&text).map_err(|why| anyhow!("{} is {why}", file.display()))
-}
-
-/// A drvmap's text as label → drvPath, checked as [`check_drvmap`] does.
-pub fn parse_drvmap(text: &[u8]) -> Result<BTreeMap<String, String>, String> {
+/// Reads `text` as a drvmap: a JSON object whose every value has a
+/// `drvPath` naming a `.drv` by absolute path; or says why it is not one
+/// (one line, for messages).
+pub fn parse_drvmap(text: &[u8]) -> Result<Drvmap, String> {
     let map: BTreeMap<String, Entry> = serde_json::from_slice(text)
         .map_err(|error| format!("not a drvmap (label → {{ drvPath, … }}): {error}"))?;
     if let Some((label, _)) = map
@@ -53,7 +42,11 @@ pub fn parse_drvmap(text: &[u8]) -> Result<BTreeMap<String, String>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_drvmap;
+    use super::parse_drvmap;
+
+    fn check_drvmap(text: &[u8]) -> Result<usize, String> {
+        parse_drvmap(text).map(|map| map.len())
+    }
 
     #[test]
     fn drvmaps_are_told_from_other_json() {

@@ -21,7 +21,7 @@
 //!   waits or is skipped ([`explain`]).
 //!
 //! A later build reads an earlier one's `drvmap.json` as its parent
-//! ([`check_drvmap`]).
+//! ([`parse_drvmap`]).
 //!
 //! A new directory replaces `--out` only once complete, and neither a kill
 //! nor a concurrent run can leave `--out` half written or in the way of
@@ -34,7 +34,7 @@ mod read;
 mod swap;
 mod write;
 
-pub use drvmap::{check_drvmap, parse_drvmap, read_drvmap};
+pub use drvmap::{Drvmap, parse_drvmap};
 pub use explain::{Explanation, GraphRecord, MetaSkip, ParentRecord, SkippedTarget, TargetRecord};
 pub use read::{Chunk, PipelineDir};
 pub use write::{Contents, Explained, check_out, write};
