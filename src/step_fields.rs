@@ -1,10 +1,22 @@
 //! Fields of a Buildkite step read the way the agent reads them, for
 //! everything that looks at a generated pipeline after it was written:
 //! the local runner ([`run`](mod@crate::run)) and `treekite explain`
-//! ([`crate::explain`]) must agree on when a step is skipped and which
-//! branches it runs on.
+//! ([`crate::explain`]) must agree on a step's label, when it is skipped
+//! and which branches it runs on.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// The label Buildkite shows for a step: the first of its label fields
+/// that is set and not empty (a group's or block's name for those).
+pub fn label(step: &Map<String, Value>) -> Option<&str> {
+    ["label", "name", "group", "block", "input", "trigger"]
+        .iter()
+        .find_map(|field| {
+            step.get(*field)
+                .and_then(Value::as_str)
+                .filter(|label| !label.is_empty())
+        })
+}
 
 /// `skip`: `None` when the step runs, else the reason Buildkite shows
 /// (`skip: true` for a bare `true`).

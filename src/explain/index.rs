@@ -29,9 +29,9 @@ impl<'a> Placed<'a> {
 
     /// The label Buildkite shows (a group's name for a group).
     pub fn label(&self) -> &'a str {
-        ["label", "group", "block", "name"]
-            .iter()
-            .find_map(|field| self.step.get(*field).and_then(Value::as_str))
+        self.step
+            .as_object()
+            .and_then(step_fields::label)
             .unwrap_or("(no label)")
     }
 

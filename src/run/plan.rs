@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::interpolate::{self, Env};
 use crate::exit::bad_input;
 use crate::pipeline_dir::PipelineDir;
-use crate::step_fields::{branches, skip};
+use crate::step_fields::{self, branches, skip};
 
 pub type StepId = usize;
 
@@ -460,15 +460,7 @@ struct Common {
 
 impl Common {
     fn read(fields: &Map<String, Value>, file_env: &[(String, String)]) -> Result<Common, String> {
-        let label = ["label", "name", "group", "block", "input", "trigger"]
-            .iter()
-            .find_map(|f| {
-                fields
-                    .get(*f)
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-            })
-            .map(str::to_owned);
+        let label = step_fields::label(fields).map(str::to_owned);
         let mut env = file_env.to_vec();
         if let Some(step_env) = fields.get("env") {
             let Value::Object(step_env) = step_env else {
